@@ -1,0 +1,107 @@
+"""The district server: administration UI, JSON API, Open311 view and the CouchDB writer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from litestar import Litestar
+from litestar.config.csrf import CSRFConfig
+from litestar.datastructures import State
+from litestar.middleware.session.client_side import CookieBackendConfig
+from litestar.openapi.config import OpenAPIConfig
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
+
+from central.db import make_engine, make_sessionmaker
+from central.services import outbox
+from central.settings import Settings
+from central.web import api, open311, ui
+from central.web.errors import exception_handlers
+from central.web.i18n import install as install_i18n
+from sync.couch import connect
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+WEB = Path(__file__).resolve().parent / "web"
+FLUSH_INTERVAL = 15.0
+
+
+class Couch:
+    """Where the district's CouchDB is, and a way to reach it."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        self.url = url
+        self.timeout = timeout
+
+    def server(self):  # type: ignore[no-untyped-def]
+        """A couchdb-python server with socket timeouts."""
+        return connect(self.url, timeout=self.timeout)
+
+
+def flush_outbox(state: State) -> int:
+    """Write queued directory and settings documents to CouchDB."""
+    return outbox.flush(state.sessions, state.couch.server)
+
+
+@contextlib.asynccontextmanager
+async def _retry_outbox(app: Litestar) -> AsyncIterator[None]:
+    async def loop() -> None:
+        while True:
+            try:
+                await asyncio.to_thread(flush_outbox, app.state)
+            except Exception:  # keep retrying; a broken write must not stop the loop
+                log.exception("outbox flush failed")
+            await asyncio.sleep(FLUSH_INTERVAL)
+
+    task = asyncio.create_task(loop())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        app.state.engine.dispose()
+
+
+def create_app(settings: Settings) -> Litestar:
+    """Assemble the district server for ``settings`` (schema must be at ``alembic upgrade head``)."""
+    engine = make_engine(settings.database_url)
+    session_config = CookieBackendConfig(
+        secret=settings.secret_key, max_age=settings.session_max_age, key="sanji_session"
+    )
+    return Litestar(
+        route_handlers=[
+            *ui.handlers,
+            *api.handlers,
+            *open311.handlers,
+            create_static_files_router(path="/static", directories=[WEB / "static"]),
+        ],
+        state=State(
+            {
+                "settings": settings,
+                "engine": engine,
+                "sessions": make_sessionmaker(engine),
+                "couch": Couch(settings.couchdb_url, settings.couch_timeout),
+            }
+        ),
+        middleware=[session_config.middleware],
+        csrf_config=CSRFConfig(
+            secret=settings.secret_key.hex(), cookie_name="sanji_csrf", exclude=["/open311"]
+        ),
+        template_config=TemplateConfig(
+            directory=WEB / "templates", engine=JinjaTemplateEngine, engine_callback=install_i18n
+        ),
+        openapi_config=OpenAPIConfig(
+            title="Sanji district API", version="1", path="/api/v1/schema"
+        ),
+        exception_handlers=exception_handlers,
+        lifespan=[_retry_outbox],
+        request_max_body_size=max(settings.max_template_bytes, settings.max_csv_bytes) + 1024 * 1024,
+        debug=settings.debug,
+    )

@@ -1,0 +1,176 @@
+"""The district's relational truth: hierarchy, accounts, kiosk registrations, catalogue, settings."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "Base",
+    "Unit",
+    "Account",
+    "KioskRegistration",
+    "Item",
+    "MaterialTemplate",
+    "CatalogueVersion",
+    "CalendarException",
+    "AnnouncedYear",
+    "Setting",
+    "OutboxDoc",
+]
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base with stable constraint names (so migrations and models compare equal)."""
+
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Unit(Base):
+    """A division of the district: the district itself, a township/street or a village/community."""
+
+    __tablename__ = "units"
+    code: Mapped[str] = mapped_column(String(12), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    level: Mapped[str] = mapped_column(String(10), index=True)
+    parent_code: Mapped[str | None] = mapped_column(ForeignKey("units.code"), index=True)
+    demo: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Account(Base):
+    """A person who logs in: district administrator, township staff or village agent."""
+
+    __tablename__ = "accounts"
+    username: Mapped[str] = mapped_column(String(40), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(60))
+    role: Mapped[str] = mapped_column(String(20), index=True)
+    unit_code: Mapped[str] = mapped_column(ForeignKey("units.code"), index=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str] = mapped_column(String(20), default="")
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class KioskRegistration(Base):
+    """A village kiosk's registration: a one-time enrolment code (kept hashed) and its fate."""
+
+    __tablename__ = "kiosk_registrations"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    village_code: Mapped[str] = mapped_column(ForeignKey("units.code"), index=True)
+    label: Mapped[str] = mapped_column(String(60), default="")
+    code_hash: Mapped[str] = mapped_column(String(200))
+    issued_by: Mapped[str] = mapped_column(String(40))
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_reason: Mapped[str] = mapped_column(String(200), default="")
+
+
+class Item(Base):
+    """The working copy of a catalogue item; ``body`` is the core CatalogueItem as JSON."""
+
+    __tablename__ = "catalogue_items"
+    code: Mapped[str] = mapped_column(String(12), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), index=True)
+    kind: Mapped[str] = mapped_column(String(12), index=True)
+    handling_level: Mapped[str] = mapped_column(String(10), index=True)
+    modes: Mapped[str] = mapped_column(String(100))
+    initials: Mapped[str] = mapped_column(String(100), default="")
+    retired: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_by: Mapped[str] = mapped_column(String(40), default="")
+
+
+class MaterialTemplate(Base):
+    """A blank form or filled sample for one material of an item (published as an attachment)."""
+
+    __tablename__ = "material_templates"
+    __table_args__ = (UniqueConstraint("item_code", "material_key", "filename"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    item_code: Mapped[str] = mapped_column(ForeignKey("catalogue_items.code"), index=True)
+    material_key: Mapped[str] = mapped_column(String(40))
+    filename: Mapped[str] = mapped_column(String(120))
+    content_type: Mapped[str] = mapped_column(String(100))
+    sha256: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    uploaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CatalogueVersion(Base):
+    """A published, frozen catalogue version; recorded only once its manifest is in CouchDB."""
+
+    __tablename__ = "catalogue_versions"
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    item_count: Mapped[int] = mapped_column(Integer)
+    published_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    published_by: Mapped[str] = mapped_column(String(40))
+
+
+class CalendarException(Base):
+    """A day the district declares a holiday or a working day, overriding the calendar data."""
+
+    __tablename__ = "calendar_exceptions"
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    workday: Mapped[bool] = mapped_column(Boolean)
+    note: Mapped[str] = mapped_column(String(100), default="")
+
+
+class AnnouncedYear(Base):
+    """A year whose State Council arrangement the district has entered in full."""
+
+    __tablename__ = "announced_years"
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    entered_by: Mapped[str] = mapped_column(String(40))
+    entered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Setting(Base):
+    """A district-wide rule by name (SLA thresholds and the like)."""
+
+    __tablename__ = "settings"
+    key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class OutboxDoc(Base):
+    """A CouchDB document written in the same transaction as the SQL change it mirrors.
+
+    Flushed to CouchDB after commit and retried until it lands, so no change is lost while
+    CouchDB is unreachable.
+    """
+
+    __tablename__ = "couch_outbox"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    database: Mapped[str] = mapped_column(String(40))
+    doc_id: Mapped[str] = mapped_column(String(200))
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")

@@ -1,0 +1,159 @@
+"""Accounts of district administrators, township staff and village agents, and logging in."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from central.db.models import Account
+from central.services.directory import publish_account
+from central.services.hierarchy import get_unit
+from central.services.passwords import DUMMY_HASH, hash_secret, verify_secret
+from core.errors import Conflict, FieldError, InvalidInput, NotFound
+from core.roles import Role, check_role_level, validate_password, validate_username
+
+__all__ = [
+    "list_accounts",
+    "create_account",
+    "set_disabled",
+    "reset_password",
+    "authenticate",
+    "change_password",
+]
+
+
+def list_accounts(
+    session: Session, q: str = "", role: str = "", unit: str = "", include_disabled: bool = True
+) -> Sequence[Account]:
+    """Accounts matching a search text (login or name), a role and a unit."""
+    stmt = select(Account).order_by(Account.unit_code, Account.username)
+    if q.strip():
+        like = f"%{q.strip()}%"
+        stmt = stmt.where(or_(Account.username.like(like), Account.display_name.like(like)))
+    if role:
+        stmt = stmt.where(Account.role == role)
+    if unit:
+        stmt = stmt.where(Account.unit_code == unit)
+    if not include_disabled:
+        stmt = stmt.where(Account.disabled.is_(False))
+    return session.scalars(stmt).all()
+
+
+def _role(value: str) -> Role:
+    try:
+        return Role(value)
+    except ValueError:
+        raise InvalidInput(FieldError("role", f"未知角色: {value}", "unknown role")) from None
+
+
+def create_account(
+    session: Session,
+    username: str,
+    display_name: str,
+    role: str,
+    unit_code: str,
+    password: str,
+    phone: str = "",
+) -> Account:
+    """Create an account bound to a unit of the level its role needs."""
+    errors: list[FieldError] = []
+    checked: dict[str, object] = {}
+    for name, check in (
+        ("username", lambda: validate_username(username)),
+        ("role", lambda: _role(role)),
+        ("password", lambda: validate_password(password)),
+    ):
+        try:
+            checked[name] = check()
+        except InvalidInput as exc:
+            errors.extend(exc.errors)
+    if not display_name.strip() or len(display_name) > 60:
+        errors.append(FieldError("display_name", "请填写姓名(不超过60字)", "name required, at most 60"))
+    try:
+        unit = get_unit(session, unit_code)
+    except NotFound:
+        errors.append(FieldError("unit_code", f"单位 {unit_code} 不存在", "unknown unit"))
+        unit = None
+    if unit is not None and "role" in checked:
+        try:
+            check_role_level(checked["role"], unit.level)  # type: ignore[arg-type]
+        except InvalidInput as exc:
+            errors.extend(exc.errors)
+    if errors:
+        raise InvalidInput(errors)
+    login = str(checked["username"])
+    if session.get(Account, login) is not None:
+        raise Conflict(f"登录名 {login} 已存在", "username")
+    account = Account(
+        username=login,
+        display_name=display_name.strip(),
+        role=str(checked["role"].value),  # type: ignore[attr-defined]
+        unit_code=unit.code,
+        password_hash=hash_secret(password),
+        phone=phone.strip(),
+        must_change_password=False,
+        updated_at=datetime.now(UTC),
+    )
+    session.add(account)
+    session.flush()
+    publish_account(session, account)
+    session.commit()
+    return account
+
+
+def _get(session: Session, username: str) -> Account:
+    account = session.get(Account, username)
+    if account is None:
+        raise NotFound("账号", username)
+    return account
+
+
+def set_disabled(session: Session, username: str, disabled: bool) -> Account:
+    """Disable or re-enable an account; the change travels to every tier's directory."""
+    account = _get(session, username)
+    account.disabled = disabled
+    account.updated_at = datetime.now(UTC)
+    publish_account(session, account)
+    session.commit()
+    return account
+
+
+def reset_password(session: Session, username: str) -> tuple[Account, str]:
+    """Give an account a new random password that must be changed at next login."""
+    account = _get(session, username)
+    password = secrets.token_urlsafe(9)
+    account.password_hash = hash_secret(password)
+    account.must_change_password = True
+    account.updated_at = datetime.now(UTC)
+    publish_account(session, account)
+    session.commit()
+    return account, password
+
+
+def change_password(session: Session, username: str, old: str, new: str) -> Account:
+    """Change one's own password after proving the old one."""
+    account = _get(session, username)
+    if not verify_secret(account.password_hash, old):
+        raise InvalidInput(FieldError("old_password", "原密码不正确", "old password is wrong"))
+    validate_password(new)
+    account.password_hash = hash_secret(new)
+    account.must_change_password = False
+    account.updated_at = datetime.now(UTC)
+    publish_account(session, account)
+    session.commit()
+    return account
+
+
+def authenticate(session: Session, username: str, password: str) -> Account | None:
+    """The enabled account whose password matches, or None (same cost whether or not it exists)."""
+    account = session.get(Account, username.strip().lower())
+    if account is None:
+        verify_secret(DUMMY_HASH, password)
+        return None
+    if not verify_secret(account.password_hash, password) or account.disabled:
+        return None
+    return account

@@ -1,0 +1,49 @@
+"""District server settings, read from the environment in one place."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["Settings", "settings_from_env", "REPO_ROOT"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the district server needs to run."""
+
+    database_url: str
+    couchdb_url: str
+    secret_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    couch_timeout: float = 10.0
+    max_template_bytes: int = 5 * 1024 * 1024
+    max_csv_bytes: int = 2 * 1024 * 1024
+    session_max_age: int = 8 * 3600
+    enrolment_code_days: int = 14
+    debug: bool = False
+
+
+def settings_from_env(couchdb_url: str | None = None) -> Settings:
+    """Build settings from ``DATABASE_URL``, ``COUCHDB_URL`` and ``SANJI_SECRET_KEY``."""
+    var = Path(os.environ.get("SANJI_VAR", REPO_ROOT / "var"))
+    var.mkdir(parents=True, exist_ok=True)
+    key = os.environ.get("SANJI_SECRET_KEY")
+    return Settings(
+        database_url=os.environ.get("DATABASE_URL") or f"sqlite:///{var / 'district.sqlite'}",
+        couchdb_url=couchdb_url or os.environ.get("COUCHDB_URL", ""),
+        secret_key=bytes.fromhex(key) if key else _stable_dev_key(var),
+        debug=os.environ.get("SANJI_DEBUG") == "1",
+    )
+
+
+def _stable_dev_key(var: Path) -> bytes:
+    """A secret kept under var/ so sessions survive a restart of a development server."""
+    path = var / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return bytes.fromhex(path.read_text().strip())

@@ -1,0 +1,39 @@
+"""Who is logged in: the session cookie, the admin guard and the database-session dependency."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.handlers.base import BaseRouteHandler
+
+from central.db.models import Account
+from core.roles import Role
+
+__all__ = ["admin_guard", "login_session", "session_user"]
+
+
+def login_session(account: Account) -> dict[str, Any]:
+    """What the signed session cookie holds about a logged-in user."""
+    return {"user": account.username, "role": account.role, "unit": account.unit_code, "name": account.display_name}
+
+
+def session_user(connection: ASGIConnection) -> dict[str, Any] | None:  # type: ignore[type-arg]
+    """The logged-in user's session data, if any."""
+    data = connection.scope.get("session") or {}
+    return data if data.get("user") else None
+
+
+def admin_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:  # type: ignore[type-arg]
+    """Allow only enabled district administrators; a disabled account loses its session at once."""
+    user = session_user(connection)
+    if user is None:
+        raise NotAuthorizedException()
+    with connection.app.state.sessions() as session:
+        account = session.get(Account, user["user"])
+    if account is None or account.disabled:
+        connection.scope["session"] = {}
+        raise NotAuthorizedException()
+    if account.role != Role.DISTRICT_ADMIN.value:
+        raise PermissionDeniedException()

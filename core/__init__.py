@@ -1,0 +1,1 @@
+"""Sanji domain core: pure Python, no I/O."""
