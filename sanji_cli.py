@@ -39,7 +39,10 @@ def cmd_district_load_demo(args: argparse.Namespace) -> int:
 
     settings = _district_settings(args)
     if not settings.couchdb_url:
-        print("请设置 COUCHDB_URL (或使用 `sanji demo`, 它会启动开发用的 pouchdb-server)", file=sys.stderr)
+        print(
+            "请设置 COUCHDB_URL (或使用 `sanji demo`, 它会启动开发用的 pouchdb-server)",
+            file=sys.stderr,
+        )
         return 2
     migrate(settings.database_url)
     sessions = make_sessionmaker(make_engine(settings.database_url))
@@ -96,14 +99,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not os.environ.get("COUCHDB_URL"):
         from sync.devserver import PouchServer
 
-        server = PouchServer(data_dir=var / "couch" / "district", password=args.couch_password).start()
+        server = PouchServer(
+            data_dir=var / "couch" / "district", password=args.couch_password
+        ).start()
         os.environ["COUCHDB_URL"] = server.url
     try:
         args.couchdb_url = os.environ["COUCHDB_URL"]
         if cmd_district_load_demo(args) != 0:
             return 1
         settings = _district_settings(args)
-        config = uvicorn.Config(create_app(settings), host=args.host, port=args.port, log_level="warning")
+        config = uvicorn.Config(
+            create_app(settings), host=args.host, port=args.port, log_level="warning"
+        )
         web = uvicorn.Server(config)
         thread = threading.Thread(target=web.run, daemon=True)
         thread.start()
@@ -162,7 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sanji", description="三级四务: 区、镇街、村三级服务网络")
     tiers = parser.add_subparsers(dest="command", required=True)
 
-    demo = tiers.add_parser("demo", help="启动演示网络 (CouchDB、区级服务器和演示数据) 并打印地址和账号")
+    demo = tiers.add_parser(
+        "demo", help="启动演示网络 (CouchDB、区级服务器和演示数据) 并打印地址和账号"
+    )
     demo.add_argument("--host", default="127.0.0.1", help="监听地址 (默认 127.0.0.1)")
     demo.add_argument("--port", type=int, default=8000, help="区级服务器端口 (默认 8000)")
     demo.add_argument("--couch-password", default="sanji-dev", help="开发用 CouchDB 管理员密码")
@@ -181,7 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
         func=cmd_district_load_demo
     )
 
-    couch = tiers.add_parser("couch", help="运行开发用的 CouchDB 替身 pouchdb-server (不可用于生产)")
+    couch = tiers.add_parser(
+        "couch", help="运行开发用的 CouchDB 替身 pouchdb-server (不可用于生产)"
+    )
     couch.add_argument("--data", default=str(ROOT / "var" / "couch" / "dev"), help="数据目录")
     couch.add_argument("--password", default="sanji-dev", help="管理员 admin 的密码")
     couch.set_defaults(func=cmd_couch)

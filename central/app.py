@@ -70,7 +70,7 @@ async def _retry_outbox(app: Litestar) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings) -> Litestar:
-    """Assemble the district server for ``settings`` (schema must be at ``alembic upgrade head``)."""
+    """Assemble the district server for ``settings`` (its schema at ``alembic upgrade head``)."""
     engine = make_engine(settings.database_url)
     session_config = CookieBackendConfig(
         secret=settings.secret_key, max_age=settings.session_max_age, key="sanji_session"
@@ -102,6 +102,7 @@ def create_app(settings: Settings) -> Litestar:
         ),
         exception_handlers=exception_handlers,
         lifespan=[_retry_outbox],
-        request_max_body_size=max(settings.max_template_bytes, settings.max_csv_bytes) + 1024 * 1024,
+        request_max_body_size=max(settings.max_template_bytes, settings.max_csv_bytes)
+        + 1024 * 1024,
         debug=settings.debug,
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from enum import Enum
+from enum import StrEnum
 
 import msgspec
 
@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     """The four services of 三级四务."""
 
     PARTY = "party"
@@ -36,10 +36,12 @@ class Kind(str, Enum):
     @property
     def label(self) -> str:
         """Chinese name."""
-        return {"party": "党务", "government": "政务", "business": "商务", "life": "生活"}[self.value]
+        return {"party": "党务", "government": "政务", "business": "商务", "life": "生活"}[
+            self.value
+        ]
 
 
-class HandlingLevel(str, Enum):
+class HandlingLevel(StrEnum):
     """The level whose unit decides the case."""
 
     VILLAGE = "village"
@@ -52,7 +54,7 @@ class HandlingLevel(str, Enum):
         return {"village": "村(社区)", "township": "镇(街道)", "district": "区县"}[self.value]
 
 
-class Mode(str, Enum):
+class Mode(StrEnum):
     """Ways a case can be served."""
 
     ON_THE_SPOT = "on_the_spot"
@@ -73,7 +75,7 @@ class Mode(str, Enum):
         }[self.value]
 
 
-class CaseType(str, Enum):
+class CaseType(StrEnum):
     """办件类型: handled at once, or within a promised limit."""
 
     IMMEDIATE = "immediate"
@@ -85,7 +87,7 @@ class CaseType(str, Enum):
         return {"immediate": "即办件", "promised": "承诺件"}[self.value]
 
 
-class MaterialForm(str, Enum):
+class MaterialForm(StrEnum):
     """How a material is presented."""
 
     ORIGINAL = "original"
@@ -98,7 +100,7 @@ class MaterialForm(str, Enum):
         return {"original": "原件", "copy": "复印件", "electronic": "电子件"}[self.value]
 
 
-class Eligibility(str, Enum):
+class Eligibility(StrEnum):
     """Who may ask for a door-to-door visit."""
 
     ELDERLY = "elderly"
@@ -109,9 +111,12 @@ class Eligibility(str, Enum):
     @property
     def label(self) -> str:
         """Chinese name."""
-        return {"elderly": "高龄老人", "disabled": "残疾人", "bedridden": "卧床不起", "other": "其他特殊困难"}[
-            self.value
-        ]
+        return {
+            "elderly": "高龄老人",
+            "disabled": "残疾人",
+            "bedridden": "卧床不起",
+            "other": "其他特殊困难",
+        }[self.value]
 
 
 ITEM_TYPES: dict[str, str] = {
@@ -215,7 +220,11 @@ def validate_item(item: CatalogueItem) -> CatalogueItem:
     if len(set(item.modes)) != len(item.modes):
         bad("modes", "办理方式重复", "a mode is listed twice")
     if item.door_to_door_for and Mode.DOOR_TO_DOOR not in item.modes:
-        bad("door_to_door_for", "未开通上门办的事项不能设置上门服务对象", "door-to-door is not an allowed mode")
+        bad(
+            "door_to_door_for",
+            "未开通上门办的事项不能设置上门服务对象",
+            "door-to-door is not an allowed mode",
+        )
     if item.promised_limit_days < 0:
         bad("promised_limit_days", "承诺时限不能为负数", "promised limit is negative")
     if item.legal_limit_days is not None:
@@ -228,9 +237,17 @@ def validate_item(item: CatalogueItem) -> CatalogueItem:
                 "promised limit is longer than the legal limit",
             )
     if item.case_type is CaseType.IMMEDIATE and item.promised_limit_days != 0:
-        bad("promised_limit_days", "即办件的承诺时限应为0", "an immediate item has a promised limit of 0")
+        bad(
+            "promised_limit_days",
+            "即办件的承诺时限应为0",
+            "an immediate item has a promised limit of 0",
+        )
     if item.case_type is CaseType.PROMISED and item.promised_limit_days == 0:
-        bad("promised_limit_days", "承诺件须填写承诺时限(工作日)", "a promised item needs a promised limit")
+        bad(
+            "promised_limit_days",
+            "承诺件须填写承诺时限(工作日)",
+            "a promised item needs a promised limit",
+        )
     if item.visits_needed < 0:
         bad("visits_needed", "到现场次数不能为负数", "visits needed is negative")
     if item.fee and not item.fee_basis.strip():
@@ -249,16 +266,22 @@ def _material_errors(materials: tuple[Material, ...]) -> list[FieldError]:
         where = f"materials[{i}]"
         name = m.name.strip()
         if not name:
-            errors.append(FieldError(f"{where}.name", "材料名称不能为空", "material name is required"))
+            errors.append(
+                FieldError(f"{where}.name", "材料名称不能为空", "material name is required")
+            )
         elif name in names:
             errors.append(FieldError(f"{where}.name", f"材料重复: {name}", "duplicate material"))
         names.add(name)
         if not _KEY.match(m.key):
             errors.append(
-                FieldError(f"{where}.key", "材料标识只能用小写字母、数字和下划线", "bad material key")
+                FieldError(
+                    f"{where}.key", "材料标识只能用小写字母、数字和下划线", "bad material key"
+                )
             )
         elif m.key in keys:
-            errors.append(FieldError(f"{where}.key", f"材料标识重复: {m.key}", "duplicate material key"))
+            errors.append(
+                FieldError(f"{where}.key", f"材料标识重复: {m.key}", "duplicate material key")
+            )
         keys.add(m.key)
         if m.copies < 1:
             errors.append(FieldError(f"{where}.copies", "份数至少为1", "copies must be at least 1"))
@@ -274,13 +297,17 @@ def _material_errors(materials: tuple[Material, ...]) -> list[FieldError]:
             if not m.required:
                 errors.append(
                     FieldError(
-                        f"{where}.may_follow", "只有必需材料才能承诺后补", "only required materials may follow"
+                        f"{where}.may_follow",
+                        "只有必需材料才能承诺后补",
+                        "only required materials may follow",
                     )
                 )
         elif m.follow_days is not None:
             errors.append(
                 FieldError(
-                    f"{where}.follow_days", "不允许容缺的材料不设补交期限", "deadline set on a material that may not follow"
+                    f"{where}.follow_days",
+                    "不允许容缺的材料不设补交期限",
+                    "deadline set on a material that may not follow",
                 )
             )
     return errors

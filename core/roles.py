@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from enum import Enum
+from enum import StrEnum
 
 from core.errors import FieldError, InvalidInput
 
 __all__ = ["Role", "validate_username", "validate_password", "check_role_level"]
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     """What an account may do, bound to one unit of the matching level."""
 
     DISTRICT_ADMIN = "district_admin"
@@ -47,7 +47,11 @@ def validate_username(name: str) -> str:
     name = name.strip().lower()
     if not _USERNAME.match(name):
         raise InvalidInput(
-            FieldError("username", "登录名为3-40位小写字母、数字、点、下划线或连字符", "3-40 of a-z 0-9 . _ -")
+            FieldError(
+                "username",
+                "登录名为3-40位小写字母、数字、点、下划线或连字符",
+                "3-40 of a-z 0-9 . _ -",
+            )
         )
     return name
 
@@ -65,7 +69,11 @@ def check_role_level(role: Role, unit_level: str) -> None:
     """Raise InvalidInput unless an account of ``role`` may belong to a unit of ``unit_level``."""
     if role.level != unit_level:
         raise InvalidInput(
-            FieldError("unit_code", f"{role.label}只能属于{_LEVEL_LABEL[role.level]}级单位", "unit level does not fit the role")
+            FieldError(
+                "unit_code",
+                f"{role.label}只能属于{_LEVEL_LABEL[role.level]}级单位",
+                "unit level does not fit the role",
+            )
         )
 
 

@@ -1,4 +1,4 @@
-"""Throw-away SQL databases for tests: an SQLite file, or a fresh database on the local PostgreSQL."""
+"""Throw-away SQL databases for tests: an SQLite file or a fresh local PostgreSQL database."""
 
 from __future__ import annotations
 
@@ -25,9 +25,12 @@ def ensure_postgres() -> None:
         pass
     versions = sorted(Path("/etc/postgresql").glob("*")) if Path("/etc/postgresql").exists() else []
     if not versions:
-        raise RuntimeError(f"PostgreSQL is not reachable at {PG_ADMIN_URL} and no local cluster was found")
+        raise RuntimeError(
+            f"PostgreSQL is not reachable at {PG_ADMIN_URL} and no local cluster was found"
+        )
     subprocess.run(
-        ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1].name, "main", "start"], check=False
+        ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1].name, "main", "start"],
+        check=False,
     )
     psycopg.connect(PG_ADMIN_URL, connect_timeout=10).close()
 

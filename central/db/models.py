@@ -1,4 +1,4 @@
-"""The district's relational truth: hierarchy, accounts, kiosk registrations, catalogue, settings."""
+"""The district's relational truth: hierarchy, accounts, kiosks, catalogue, settings."""
 
 from __future__ import annotations
 

@@ -72,7 +72,9 @@ def create_account(
         except InvalidInput as exc:
             errors.extend(exc.errors)
     if not display_name.strip() or len(display_name) > 60:
-        errors.append(FieldError("display_name", "请填写姓名(不超过60字)", "name required, at most 60"))
+        errors.append(
+            FieldError("display_name", "请填写姓名(不超过60字)", "name required, at most 60")
+        )
     try:
         unit = get_unit(session, unit_code)
     except NotFound:

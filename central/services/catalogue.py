@@ -200,7 +200,9 @@ def add_template(
     item = item_value(row)
     material = next((m for m in item.materials if m.key == material_key), None)
     if material is None:
-        raise InvalidInput(FieldError("material_key", f"该事项没有材料 {material_key}", "unknown material"))
+        raise InvalidInput(
+            FieldError("material_key", f"该事项没有材料 {material_key}", "unknown material")
+        )
     name = _FILENAME.sub("_", filename.rsplit("/", 1)[-1].rsplit("\\", 1)[-1]).strip("._")[:120]
     if not name:
         raise InvalidInput(FieldError("file", "请选择要上传的文件", "choose a file"))
@@ -208,7 +210,11 @@ def add_template(
         raise InvalidInput(FieldError("file", "文件是空的", "the file is empty"))
     if len(data) > max_bytes:
         raise InvalidInput(
-            FieldError("file", f"文件过大: 最大 {max_bytes // 1024} KB", f"file larger than {max_bytes} bytes")
+            FieldError(
+                "file",
+                f"文件过大: 最大 {max_bytes // 1024} KB",
+                f"file larger than {max_bytes} bytes",
+            )
         )
     content_type = content_type.split(";")[0].strip().lower()
     if content_type not in TEMPLATE_TYPES:

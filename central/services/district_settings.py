@@ -70,7 +70,9 @@ def _parse_day(value: str | date) -> date:
     try:
         return date.fromisoformat(value.strip())
     except ValueError:
-        raise InvalidInput(FieldError("day", "日期格式应为 YYYY-MM-DD", "date must be YYYY-MM-DD")) from None
+        raise InvalidInput(
+            FieldError("day", "日期格式应为 YYYY-MM-DD", "date must be YYYY-MM-DD")
+        ) from None
 
 
 def add_exception(session: Session, day: str | date, workday: bool, note: str) -> CalendarException:
@@ -101,7 +103,11 @@ def remove_exception(session: Session, day: str | date) -> None:
 def set_year_announced(session: Session, year: int, announced: bool, user: str) -> None:
     """Mark a year's State Council arrangement as entered (its due dates stop being provisional)."""
     if covered_by_data(year):
-        raise InvalidInput(FieldError("year", f"{year}年的安排已由日历数据提供", "the calendar data covers that year"))
+        raise InvalidInput(
+            FieldError(
+                "year", f"{year}年的安排已由日历数据提供", "the calendar data covers that year"
+            )
+        )
     if not 2000 <= year <= 2100:
         raise InvalidInput(FieldError("year", "年份超出范围", "year out of range"))
     row = session.get(AnnouncedYear, year)
@@ -112,7 +118,9 @@ def set_year_announced(session: Session, year: int, announced: bool, user: str) 
     _changed(session)
 
 
-def set_sla_thresholds(session: Session, yellow_remaining_days: int, yellow_elapsed_ratio: float) -> SlaThresholds:
+def set_sla_thresholds(
+    session: Session, yellow_remaining_days: int, yellow_elapsed_ratio: float
+) -> SlaThresholds:
     """Change when cases turn yellow."""
     thresholds = SlaThresholds(yellow_remaining_days, yellow_elapsed_ratio)
     row = session.get(Setting, SLA_KEY) or Setting(key=SLA_KEY, value={})
@@ -130,6 +138,8 @@ def provisional_years_in_use(session: Session, today: date) -> tuple[int, ...]:
     cal = work_calendar(session)
     longest = 0
     for body in session.scalars(select(Item.body).where(Item.retired.is_(False))):
-        longest = max(longest, body.get("legal_limit_days") or 0, body.get("promised_limit_days") or 0)
+        longest = max(
+            longest, body.get("legal_limit_days") or 0, body.get("promised_limit_days") or 0
+        )
     end = cal.add_working_days(today, longest).day if longest else today
     return cal.provisional_years_in(today, end)

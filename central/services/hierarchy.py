@@ -18,7 +18,14 @@ from core.hierarchy import Unit as UnitValue
 
 __all__ = ["list_units", "get_unit", "add_unit", "rename_unit", "import_units_csv", "mark_demo"]
 
-CSV_HEADERS = {"code": "code", "区划代码": "code", "name": "name", "名称": "name", "parent": "parent", "上级代码": "parent"}
+CSV_HEADERS = {
+    "code": "code",
+    "区划代码": "code",
+    "name": "name",
+    "名称": "name",
+    "parent": "parent",
+    "上级代码": "parent",
+}
 
 
 def list_units(
@@ -48,7 +55,9 @@ def _check_new(session: Session, value: UnitValue, field: str = "code") -> None:
     if session.get(Unit, value.code) is not None:
         raise Conflict(f"区划代码 {value.code} 已存在", field)
     if value.parent is not None and session.get(Unit, value.parent) is None:
-        raise InvalidInput(FieldError("parent", f"上级单位 {value.parent} 不存在", "parent does not exist"))
+        raise InvalidInput(
+            FieldError("parent", f"上级单位 {value.parent} 不存在", "parent does not exist")
+        )
 
 
 def add_unit(session: Session, code: str, name: str, demo: bool = False) -> Unit:
@@ -81,13 +90,21 @@ def import_units_csv(session: Session, data: bytes) -> list[Unit]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise InvalidInput(FieldError("file", "文件不是UTF-8编码的CSV", "file is not UTF-8 CSV")) from None
+        raise InvalidInput(
+            FieldError("file", "文件不是UTF-8编码的CSV", "file is not UTF-8 CSV")
+        ) from None
     reader = csv.reader(io.StringIO(text))
     header = next(reader, None)
-    columns = [CSV_HEADERS.get(h.strip().lower(), CSV_HEADERS.get(h.strip(), "")) for h in header or []]
+    columns = [
+        CSV_HEADERS.get(h.strip().lower(), CSV_HEADERS.get(h.strip(), "")) for h in header or []
+    ]
     if {"code", "name", "parent"} - set(columns):
         raise InvalidInput(
-            FieldError("file", "第1行应为表头: code,name,parent (或 区划代码,名称,上级代码)", "header must be code,name,parent")
+            FieldError(
+                "file",
+                "第1行应为表头: code,name,parent (或 区划代码,名称,上级代码)",
+                "header must be code,name,parent",
+            )
         )
     errors: list[FieldError] = []
     values: list[UnitValue] = []
@@ -96,25 +113,46 @@ def import_units_csv(session: Session, data: bytes) -> list[Unit]:
         if not any(cell.strip() for cell in row):
             continue
         if len(row) != len(columns):
-            errors.append(FieldError(f"line {line}", f"第{line}行: 应有{len(columns)}列, 实有{len(row)}列", "wrong column count"))
+            errors.append(
+                FieldError(
+                    f"line {line}",
+                    f"第{line}行: 应有{len(columns)}列, 实有{len(row)}列",
+                    "wrong column count",
+                )
+            )
             continue
         cells = dict(zip(columns, (c.strip() for c in row), strict=True))
         try:
             value = _value(cells["code"], cells["name"])
             if cells["parent"] and cells["parent"] != value.parent:
-                raise InvalidInput(FieldError("parent", f"上级代码应为 {value.parent}", "parent does not fit the code"))
+                raise InvalidInput(
+                    FieldError(
+                        "parent", f"上级代码应为 {value.parent}", "parent does not fit the code"
+                    )
+                )
         except InvalidInput as exc:
-            errors.extend(FieldError(f"line {line}", f"第{line}行: {e.message}", e.message_en) for e in exc.errors)
+            errors.extend(
+                FieldError(f"line {line}", f"第{line}行: {e.message}", e.message_en)
+                for e in exc.errors
+            )
             continue
         existing = session.get(Unit, value.code)
         if value.code in seen or (existing is not None and existing.name != value.name):
-            errors.append(FieldError(f"line {line}", f"第{line}行: 区划代码 {value.code} 重复", "duplicate code"))
+            errors.append(
+                FieldError(
+                    f"line {line}", f"第{line}行: 区划代码 {value.code} 重复", "duplicate code"
+                )
+            )
             continue
         seen.add(value.code)
         if existing is not None:
             continue
         if value.parent and value.parent not in seen and session.get(Unit, value.parent) is None:
-            errors.append(FieldError(f"line {line}", f"第{line}行: 上级单位 {value.parent} 不存在", "unknown parent"))
+            errors.append(
+                FieldError(
+                    f"line {line}", f"第{line}行: 上级单位 {value.parent} 不存在", "unknown parent"
+                )
+            )
             continue
         values.append(value)
     if errors:

@@ -34,14 +34,23 @@ class KioskView:
     @property
     def status_label(self) -> str:
         """Chinese status."""
-        return {"pending": "待启用", "enrolled": "已启用", "revoked": "已吊销", "expired": "已过期"}[self.status]
+        return {
+            "pending": "待启用",
+            "enrolled": "已启用",
+            "revoked": "已吊销",
+            "expired": "已过期",
+        }[self.status]
 
 
-def issue_code(session: Session, village_code: str, label: str, issued_by: str, days: int) -> tuple[KioskRegistration, str]:
-    """Register a kiosk for a village; returns the registration and its one-time code (shown once)."""
+def issue_code(
+    session: Session, village_code: str, label: str, issued_by: str, days: int
+) -> tuple[KioskRegistration, str]:
+    """Register a village's kiosk; returns the registration and its one-time code (shown once)."""
     unit = get_unit(session, village_code)
     if unit.level != "village":
-        raise InvalidInput(FieldError("village_code", "只能为村(社区)登记服务站终端", "kiosks belong to villages"))
+        raise InvalidInput(
+            FieldError("village_code", "只能为村(社区)登记服务站终端", "kiosks belong to villages")
+        )
     if len(label) > 60:
         raise InvalidInput(FieldError("label", "备注不能超过60字", "label too long"))
     code = "-".join("".join(secrets.choice(CODE_ALPHABET) for _ in range(4)) for _ in range(3))
@@ -71,9 +80,11 @@ def list_kiosks(
     status: str = "",
     now: datetime | None = None,
 ) -> list[KioskView]:
-    """Registrations with their status; ``enrolments`` maps registration id to its enrolment document."""
+    """Registrations with their status; ``enrolments`` maps registration id to enrolment doc."""
     now = now or datetime.now(UTC)
-    stmt = select(KioskRegistration).order_by(KioskRegistration.village_code, KioskRegistration.issued_at)
+    stmt = select(KioskRegistration).order_by(
+        KioskRegistration.village_code, KioskRegistration.issued_at
+    )
     if village:
         stmt = stmt.where(KioskRegistration.village_code.like(f"{village.strip()}%"))
     views = [_view(reg, enrolments.get(reg.id), now) for reg in session.scalars(stmt).all()]
@@ -107,4 +118,3 @@ def revoke(session: Session, registration_id: str, reason: str) -> KioskRegistra
     publish_registration(session, reg)
     session.commit()
     return reg
-

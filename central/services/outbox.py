@@ -32,7 +32,7 @@ def pending_count(session: Session) -> int:
 
 
 def flush(sessions: sessionmaker, server_factory: Callable[[], Any]) -> int:
-    """Write queued documents in order, oldest first; stop at the first failure. Returns how many landed.
+    """Write queued documents oldest first, stopping at the first failure; returns how many landed.
 
     Only the newest queued body of each document matters (each write replaces the whole
     document), so older entries for the same id are dropped once a newer one lands.

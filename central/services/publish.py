@@ -42,7 +42,9 @@ def manifest_doc_id(version: int) -> str:
 
 def latest_version(session: Session) -> CatalogueVersion | None:
     """The newest published version, if any."""
-    return session.scalars(select(CatalogueVersion).order_by(CatalogueVersion.version.desc())).first()
+    return session.scalars(
+        select(CatalogueVersion).order_by(CatalogueVersion.version.desc())
+    ).first()
 
 
 def publish(session: Session, server: Any, user: str) -> PublishResult:
@@ -52,11 +54,11 @@ def publish(session: Session, server: Any, user: str) -> PublishResult:
     failure at any point leaves the previous version whole: readers trust only manifests. Each
     write is an upsert, so publishing again after a failure rewrites the same version.
     """
-    items = session.scalars(
-        select(Item).where(Item.retired.is_(False)).order_by(Item.code)
-    ).all()
+    items = session.scalars(select(Item).where(Item.retired.is_(False)).order_by(Item.code)).all()
     templates = session.scalars(
-        select(MaterialTemplate).order_by(MaterialTemplate.item_code, MaterialTemplate.material_key, MaterialTemplate.filename)
+        select(MaterialTemplate).order_by(
+            MaterialTemplate.item_code, MaterialTemplate.material_key, MaterialTemplate.filename
+        )
     ).all()
     by_item: dict[str, list[MaterialTemplate]] = {}
     for tpl in templates:
@@ -78,7 +80,12 @@ def publish(session: Session, server: Any, user: str) -> PublishResult:
         "published_by": user,
         "fingerprint": fingerprint,
         "items": [
-            {"code": row.code, "name": row.name, "kind": row.kind, "doc": item_doc_id(row.code, version)}
+            {
+                "code": row.code,
+                "name": row.name,
+                "kind": row.kind,
+                "doc": item_doc_id(row.code, version),
+            }
             for row in items
         ],
     }
@@ -105,7 +112,9 @@ def _fingerprint(items: Any, templates: dict[str, list[MaterialTemplate]]) -> st
     return digest.hexdigest()
 
 
-def _item_doc(row: Item, templates: list[MaterialTemplate], version: int, now: datetime) -> dict[str, Any]:
+def _item_doc(
+    row: Item, templates: list[MaterialTemplate], version: int, now: datetime
+) -> dict[str, Any]:
     item = item_value(row)
     doc: dict[str, Any] = {
         "_id": item_doc_id(row.code, version),

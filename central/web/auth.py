@@ -16,7 +16,12 @@ __all__ = ["admin_guard", "login_session", "session_user"]
 
 def login_session(account: Account) -> dict[str, Any]:
     """What the signed session cookie holds about a logged-in user."""
-    return {"user": account.username, "role": account.role, "unit": account.unit_code, "name": account.display_name}
+    return {
+        "user": account.username,
+        "role": account.role,
+        "unit": account.unit_code,
+        "name": account.display_name,
+    }
 
 
 def session_user(connection: ASGIConnection) -> dict[str, Any] | None:  # type: ignore[type-arg]

@@ -34,10 +34,17 @@ def error_body(exc: DomainError) -> dict[str, Any]:
         return {
             "error": "invalid_input",
             "message": "；".join(e.message for e in exc.errors),
-            "errors": [{"field": e.field, "message": e.message, "message_en": e.message_en} for e in exc.errors],
+            "errors": [
+                {"field": e.field, "message": e.message, "message_en": e.message_en}
+                for e in exc.errors
+            ],
         }
     if isinstance(exc, Conflict):
-        return {"error": "conflict", "message": str(exc), "errors": [{"field": exc.field, "message": str(exc)}]}
+        return {
+            "error": "conflict",
+            "message": str(exc),
+            "errors": [{"field": exc.field, "message": str(exc)}],
+        }
     if isinstance(exc, NotFound):
         return {"error": "not_found", "message": str(exc), "errors": []}
     return {"error": "invalid", "message": str(exc), "errors": []}
@@ -63,7 +70,9 @@ def _sync(request: Request, exc: SyncError) -> Response:  # type: ignore[type-ar
     message = "文档数据库暂时无法访问, 请稍后重试"
     if _wants_html(request):
         return Template("error.html", context={"message": message, "errors": []}, status_code=503)
-    return Response({"error": "couchdb_unavailable", "message": message, "detail": str(exc)}, status_code=503)
+    return Response(
+        {"error": "couchdb_unavailable", "message": message, "detail": str(exc)}, status_code=503
+    )
 
 
 def _unauthorized(request: Request, exc: Exception) -> Response:  # type: ignore[type-arg]

@@ -8,6 +8,7 @@ from typing import Any
 
 from litestar import Request, get, post
 from litestar.datastructures import UploadFile
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from central.db.models import Account
@@ -16,7 +17,16 @@ from central.services.enrolments import enrolments_by_registration
 from central.services.publish import latest_version, publish
 from central.web.auth import admin_guard, login_session, session_user
 from central.web.deps import in_db
-from core.catalogue import ITEM_TYPES, SERVICE_OBJECTS, CaseType, Eligibility, HandlingLevel, Kind, MaterialForm, Mode
+from core.catalogue import (
+    ITEM_TYPES,
+    SERVICE_OBJECTS,
+    CaseType,
+    Eligibility,
+    HandlingLevel,
+    Kind,
+    MaterialForm,
+    Mode,
+)
 from core.errors import DomainError, FieldError, InvalidInput
 from core.hierarchy import Level
 from core.roles import Role
@@ -66,7 +76,7 @@ def errors_of(exc: DomainError) -> dict[str, str]:
 
 
 @get("/login")
-async def login_form(request: Request, next: str = "/") -> Template:  # type: ignore[type-arg]
+async def login_form(request: Request, next: FromQuery[str] = "/") -> Template:  # type: ignore[type-arg]
     """The login page."""
     return page(request, "login.html", next=next if next.startswith("/") else "/")
 
@@ -79,7 +89,9 @@ async def login(request: Request) -> Template | Redirect:  # type: ignore[type-a
     target = str(form.get("next", "/"))
     account = await in_db(request, accounts.authenticate, username, password)
     if account is None or account.role != Role.DISTRICT_ADMIN.value:
-        return page(request, "login.html", status_code=400, next=target, username=username, failed=True)
+        return page(
+            request, "login.html", status_code=400, next=target, username=username, failed=True
+        )
     request.set_session(login_session(account))
     return Redirect(target if target.startswith("/") and not target.startswith("//") else "/")
 
@@ -92,7 +104,9 @@ async def logout(request: Request) -> Redirect:  # type: ignore[type-arg]
 
 
 @get("/lang/{code:str}")
-async def set_language(request: Request, code: str, back: str = "/") -> Redirect:  # type: ignore[type-arg]
+async def set_language(
+    request: Request, code: FromPath[str], back: FromQuery[str] = "/"
+) -> Redirect:  # type: ignore[type-arg]
     """Switch between Chinese and English."""
     response = Redirect(back if back.startswith("/") and not back.startswith("//") else "/")
     response.set_cookie("lang", "en" if code == "en" else "zh", max_age=365 * 86400, samesite="lax")
@@ -124,7 +138,12 @@ async def home(request: Request) -> Template:  # type: ignore[type-arg]
 
 
 @get("/units", guards=GUARDS)
-async def units_page(request: Request, q: str = "", level: str = "", parent: str = "") -> Template:  # type: ignore[type-arg]
+async def units_page(
+    request: Request,
+    q: FromQuery[str] = "",
+    level: FromQuery[str] = "",
+    parent: FromQuery[str] = "",
+) -> Template:  # type: ignore[type-arg]
     """Hierarchy list with search and filters."""
     rows = await in_db(request, hierarchy.list_units, q, level, parent)
     return page(request, "units.html", units=rows, q=q, level=level, parent=parent)
@@ -139,13 +158,23 @@ async def units_add(request: Request) -> Template | Redirect:  # type: ignore[ty
         unit = await in_db(request, hierarchy.add_unit, code, name)
     except DomainError as exc:
         rows = await in_db(request, hierarchy.list_units)
-        return page(request, "units.html", status_code=400, units=rows, errors=errors_of(exc), form={"code": code, "name": name}, q="", level="", parent="")
+        return page(
+            request,
+            "units.html",
+            status_code=400,
+            units=rows,
+            errors=errors_of(exc),
+            form={"code": code, "name": name},
+            q="",
+            level="",
+            parent="",
+        )
     flash(request, f"已新增 {unit.name} ({unit.code})")
     return Redirect("/units")
 
 
 @post("/units/{code:str}", guards=GUARDS)
-async def units_rename(request: Request, code: str) -> Redirect:  # type: ignore[type-arg]
+async def units_rename(request: Request, code: FromPath[str]) -> Redirect:  # type: ignore[type-arg]
     """Rename a unit."""
     form = await request.form()
     try:
@@ -169,7 +198,16 @@ async def units_import(request: Request) -> Template | Redirect:  # type: ignore
         added = await in_db(request, hierarchy.import_units_csv, data)
     except DomainError as exc:
         rows = await in_db(request, hierarchy.list_units)
-        return page(request, "units.html", status_code=400, units=rows, import_errors=_messages(exc), q="", level="", parent="")
+        return page(
+            request,
+            "units.html",
+            status_code=400,
+            units=rows,
+            import_errors=_messages(exc),
+            q="",
+            level="",
+            parent="",
+        )
     flash(request, f"已导入 {len(added)} 个单位")
     return Redirect("/units")
 
@@ -198,7 +236,9 @@ def _accounts_context(session: Any, q: str, role: str, unit: str) -> dict[str, A
 
 
 @get("/accounts", guards=GUARDS)
-async def accounts_page(request: Request, q: str = "", role: str = "", unit: str = "") -> Template:  # type: ignore[type-arg]
+async def accounts_page(
+    request: Request, q: FromQuery[str] = "", role: FromQuery[str] = "", unit: FromQuery[str] = ""
+) -> Template:  # type: ignore[type-arg]
     """Accounts with search and filters."""
     return page(request, "accounts.html", **await in_db(request, _accounts_context, q, role, unit))
 
@@ -221,13 +261,15 @@ async def accounts_create(request: Request) -> Template | Redirect:  # type: ign
     except DomainError as exc:
         context = await in_db(request, _accounts_context, "", "", "")
         form.pop("password", None)
-        return page(request, "accounts.html", status_code=400, errors=errors_of(exc), form=form, **context)
+        return page(
+            request, "accounts.html", status_code=400, errors=errors_of(exc), form=form, **context
+        )
     flash(request, f"已创建账号 {account.username}")
     return Redirect("/accounts")
 
 
 @post("/accounts/{username:str}/disable", guards=GUARDS)
-async def accounts_disable(request: Request, username: str) -> Redirect:  # type: ignore[type-arg]
+async def accounts_disable(request: Request, username: FromPath[str]) -> Redirect:  # type: ignore[type-arg]
     """Disable an account."""
     if username == session_user(request)["user"]:  # type: ignore[index]
         flash(request, "不能停用自己的账号", "error")
@@ -238,7 +280,7 @@ async def accounts_disable(request: Request, username: str) -> Redirect:  # type
 
 
 @post("/accounts/{username:str}/enable", guards=GUARDS)
-async def accounts_enable(request: Request, username: str) -> Redirect:  # type: ignore[type-arg]
+async def accounts_enable(request: Request, username: FromPath[str]) -> Redirect:  # type: ignore[type-arg]
     """Enable an account again."""
     await in_db(request, accounts.set_disabled, username, False)
     flash(request, f"已启用账号 {username}")
@@ -246,7 +288,7 @@ async def accounts_enable(request: Request, username: str) -> Redirect:  # type:
 
 
 @post("/accounts/{username:str}/reset-password", guards=GUARDS)
-async def accounts_reset(request: Request, username: str) -> Redirect:  # type: ignore[type-arg]
+async def accounts_reset(request: Request, username: FromPath[str]) -> Redirect:  # type: ignore[type-arg]
     """Give an account a new temporary password, shown once."""
     _, password = await in_db(request, accounts.reset_password, username)
     flash(request, f"账号 {username} 的临时密码: {password} (只显示一次, 请当面转交)", "secret")
@@ -269,7 +311,9 @@ def _kiosks_context(session: Any, couch: Any, village: str, status: str) -> dict
 
 
 @get("/kiosks", guards=GUARDS)
-async def kiosks_page(request: Request, village: str = "", status: str = "") -> Template:  # type: ignore[type-arg]
+async def kiosks_page(
+    request: Request, village: FromQuery[str] = "", status: FromQuery[str] = ""
+) -> Template:  # type: ignore[type-arg]
     """Kiosk registrations, enrolled or not."""
     context = await in_db(request, _kiosks_context, request.app.state.couch, village, status)
     return page(request, "kiosks.html", **context)
@@ -289,14 +333,16 @@ async def kiosks_issue(request: Request) -> Redirect:  # type: ignore[type-arg]
             session_user(request)["user"],  # type: ignore[index]
             days,
         )
-        flash(request, f"{reg.village_code} 的终端启用码: {code} (有效{days}天, 只显示一次)", "secret")
+        flash(
+            request, f"{reg.village_code} 的终端启用码: {code} (有效{days}天, 只显示一次)", "secret"
+        )
     except DomainError as exc:
         flash(request, "；".join(errors_of(exc).values()), "error")
     return Redirect("/kiosks")
 
 
 @post("/kiosks/{registration:str}/revoke", guards=GUARDS)
-async def kiosks_revoke(request: Request, registration: str) -> Redirect:  # type: ignore[type-arg]
+async def kiosks_revoke(request: Request, registration: FromPath[str]) -> Redirect:  # type: ignore[type-arg]
     """Revoke a kiosk (a stolen or retired PC)."""
     form = await request.form()
     try:
@@ -313,29 +359,36 @@ async def kiosks_revoke(request: Request, registration: str) -> Redirect:  # typ
 @get("/catalogue", guards=GUARDS)
 async def catalogue_page(
     request: Request,  # type: ignore[type-arg]
-    q: str = "",
-    kind: str = "",
-    level: str = "",
-    mode: str = "",
-    status: str = "active",
+    q: FromQuery[str] = "",
+    kind: FromQuery[str] = "",
+    level: FromQuery[str] = "",
+    mode: FromQuery[str] = "",
+    status: FromQuery[str] = "active",
 ) -> Template:
     """Catalogue list with search and filters, and the publish button."""
 
     def load(session: Any) -> dict[str, Any]:
         return {
-            "items": [(row, catalogue.item_value(row)) for row in catalogue.list_items(session, q, kind, level, mode, status)],
+            "items": [
+                (row, catalogue.item_value(row))
+                for row in catalogue.list_items(session, q, kind, level, mode, status)
+            ],
             "version": latest_version(session),
         }
 
     context = await in_db(request, load)
-    return page(request, "catalogue.html", q=q, kind=kind, level=level, mode=mode, status=status, **context)
+    return page(
+        request, "catalogue.html", q=q, kind=kind, level=level, mode=mode, status=status, **context
+    )
 
 
 @post("/catalogue/publish", guards=GUARDS)
 async def catalogue_publish(request: Request) -> Redirect:  # type: ignore[type-arg]
     """Publish the catalogue as a new version (a no-op when nothing changed)."""
     couch = request.app.state.couch
-    result = await in_db(request, lambda s: publish(s, couch.server(), session_user(request)["user"]))  # type: ignore[index]
+    result = await in_db(
+        request, lambda s: publish(s, couch.server(), session_user(request)["user"])
+    )  # type: ignore[index]
     if result.created:
         flash(request, f"已发布目录第 {result.version} 版 ({result.item_count} 个事项)")
     else:
@@ -344,7 +397,16 @@ async def catalogue_publish(request: Request) -> Redirect:  # type: ignore[type-
 
 
 def _empty_item() -> dict[str, Any]:
-    return {"modes": [], "service_objects": ["1"], "door_to_door_for": [], "materials": [], "item_type": "20", "case_type": "promised", "visits_needed": 1, "promised_limit_days": ""}
+    return {
+        "modes": [],
+        "service_objects": ["1"],
+        "door_to_door_for": [],
+        "materials": [],
+        "item_type": "20",
+        "case_type": "promised",
+        "visits_needed": 1,
+        "promised_limit_days": "",
+    }
 
 
 @get("/catalogue/new", guards=GUARDS)
@@ -360,37 +422,57 @@ async def item_create(request: Request) -> Template | Redirect:  # type: ignore[
     try:
         row = await in_db(request, catalogue.create_item, data, session_user(request)["user"])  # type: ignore[index]
     except DomainError as exc:
-        return page(request, "item.html", status_code=400, item=data, new=True, templates=[], errors=errors_of(exc))
+        return page(
+            request,
+            "item.html",
+            status_code=400,
+            item=data,
+            new=True,
+            templates=[],
+            errors=errors_of(exc),
+        )
     flash(request, f"已新建事项 {row.name}")
     return Redirect(f"/catalogue/{row.code}")
 
 
 @get("/catalogue/{code:str}", guards=GUARDS)
-async def item_page(request: Request, code: str) -> Template:  # type: ignore[type-arg]
+async def item_page(request: Request, code: FromPath[str]) -> Template:  # type: ignore[type-arg]
     """An item's edit form with its materials and templates."""
 
     def load(session: Any) -> dict[str, Any]:
         row = catalogue.get_item(session, code)
-        return {"item": row.body, "templates": catalogue.templates_of(session, row.code), "row": row}
+        return {
+            "item": row.body,
+            "templates": catalogue.templates_of(session, row.code),
+            "row": row,
+        }
 
     return page(request, "item.html", new=False, errors={}, **await in_db(request, load))
 
 
 @post("/catalogue/{code:str}", guards=GUARDS)
-async def item_update(request: Request, code: str) -> Template | Redirect:  # type: ignore[type-arg]
+async def item_update(request: Request, code: FromPath[str]) -> Template | Redirect:  # type: ignore[type-arg]
     """Save an item's fields."""
     data = item_from_form(await request.form())
     try:
         row = await in_db(request, catalogue.update_item, code, data, session_user(request)["user"])  # type: ignore[index]
     except DomainError as exc:
         templates = await in_db(request, catalogue.templates_of, code.upper())
-        return page(request, "item.html", status_code=400, item={**data, "code": code.upper()}, new=False, templates=templates, errors=errors_of(exc))
+        return page(
+            request,
+            "item.html",
+            status_code=400,
+            item={**data, "code": code.upper()},
+            new=False,
+            templates=templates,
+            errors=errors_of(exc),
+        )
     flash(request, f"已保存 {row.name}")
     return Redirect(f"/catalogue/{row.code}")
 
 
 @post("/catalogue/{code:str}/retire", guards=GUARDS)
-async def item_retire(request: Request, code: str) -> Redirect:  # type: ignore[type-arg]
+async def item_retire(request: Request, code: FromPath[str]) -> Redirect:  # type: ignore[type-arg]
     """Retire an item."""
     row = await in_db(request, catalogue.set_retired, code, True, session_user(request)["user"])  # type: ignore[index]
     flash(request, f"已停办 {row.name} (下次发布时生效)")
@@ -398,7 +480,7 @@ async def item_retire(request: Request, code: str) -> Redirect:  # type: ignore[
 
 
 @post("/catalogue/{code:str}/restore", guards=GUARDS)
-async def item_restore(request: Request, code: str) -> Redirect:  # type: ignore[type-arg]
+async def item_restore(request: Request, code: FromPath[str]) -> Redirect:  # type: ignore[type-arg]
     """Bring a retired item back."""
     row = await in_db(request, catalogue.set_retired, code, False, session_user(request)["user"])  # type: ignore[index]
     flash(request, f"已恢复 {row.name}")
@@ -406,7 +488,7 @@ async def item_restore(request: Request, code: str) -> Redirect:  # type: ignore
 
 
 @post("/catalogue/{code:str}/templates", guards=GUARDS)
-async def item_template_upload(request: Request, code: str) -> Redirect:  # type: ignore[type-arg]
+async def item_template_upload(request: Request, code: FromPath[str]) -> Redirect:  # type: ignore[type-arg]
     """Upload a template for one material."""
     form = await request.form()
     upload = form.get("file")
@@ -433,9 +515,13 @@ async def item_template_upload(request: Request, code: str) -> Redirect:  # type
 
 
 @post("/catalogue/{code:str}/templates/{template_id:int}/delete", guards=GUARDS)
-async def item_template_delete(request: Request, code: str, template_id: int) -> Redirect:  # type: ignore[type-arg]
+async def item_template_delete(
+    request: Request, code: FromPath[str], template_id: FromPath[int]
+) -> Redirect:  # type: ignore[type-arg]
     """Remove a template."""
-    await in_db(request, catalogue.remove_template, code, template_id, session_user(request)["user"])  # type: ignore[index]
+    await in_db(
+        request, catalogue.remove_template, code, template_id, session_user(request)["user"]
+    )  # type: ignore[index]
     flash(request, "已删除模板")
     return Redirect(f"/catalogue/{code.upper()}")
 
@@ -446,9 +532,22 @@ def item_from_form(form: Any) -> dict[str, Any]:
     data: dict[str, Any] = {
         key: text.get(key, "")
         for key in (
-            "code", "name", "kind", "handling_level", "department", "impl_code", "item_type",
-            "case_type", "limit_note", "fee_basis", "conditions", "place", "hours", "consult",
-            "complaint", "process",
+            "code",
+            "name",
+            "kind",
+            "handling_level",
+            "department",
+            "impl_code",
+            "item_type",
+            "case_type",
+            "limit_note",
+            "fee_basis",
+            "conditions",
+            "place",
+            "hours",
+            "consult",
+            "complaint",
+            "process",
         )
     }
     data["code"] = data["code"].upper()
@@ -459,9 +558,14 @@ def item_from_form(form: Any) -> dict[str, Any]:
     data["visits_needed"] = text.get("visits_needed") or "0"
     data["fee"] = "fee" in text
     materials = []
-    rows = sorted({int(k.split("-")[1]) for k in text if k.startswith("m-") and k.split("-")[1].isdigit()})
+    rows = sorted(
+        {int(k.split("-")[1]) for k in text if k.startswith("m-") and k.split("-")[1].isdigit()}
+    )
     for i in rows:
-        row = {f: text.get(f"m-{i}-{f}", "") for f in ("key", "name", "form", "copies", "source", "standard", "follow_days")}
+        row = {
+            f: text.get(f"m-{i}-{f}", "")
+            for f in ("key", "name", "form", "copies", "source", "standard", "follow_days")
+        }
         if not row["name"] and not row["key"]:
             continue
         row["key"] = row["key"] or f"m{len(materials) + 1}"
@@ -495,7 +599,9 @@ async def settings_page(request: Request) -> Template:  # type: ignore[type-arg]
     return page(request, "settings.html", **await in_db(request, _settings_context))
 
 
-async def _settings_action(request: Request, fn: Callable[..., Any], *args: Any, done: str) -> Redirect:  # type: ignore[type-arg]
+async def _settings_action(
+    request: Request, fn: Callable[..., Any], *args: Any, done: str
+) -> Redirect:  # type: ignore[type-arg]
     try:
         await in_db(request, fn, *args)
         flash(request, done)
@@ -510,13 +616,22 @@ async def settings_add_exception(request: Request) -> Redirect:  # type: ignore[
     form = await request.form()
     day = str(form.get("day", ""))
     workday = form.get("workday") == "1"
-    return await _settings_action(request, district_settings.add_exception, day, workday, str(form.get("note", "")), done=f"已添加例外日期 {day}")
+    return await _settings_action(
+        request,
+        district_settings.add_exception,
+        day,
+        workday,
+        str(form.get("note", "")),
+        done=f"已添加例外日期 {day}",
+    )
 
 
 @post("/settings/exceptions/{day:str}/delete", guards=GUARDS)
-async def settings_remove_exception(request: Request, day: str) -> Redirect:  # type: ignore[type-arg]
+async def settings_remove_exception(request: Request, day: FromPath[str]) -> Redirect:  # type: ignore[type-arg]
     """Remove a calendar exception."""
-    return await _settings_action(request, district_settings.remove_exception, day, done=f"已删除例外日期 {day}")
+    return await _settings_action(
+        request, district_settings.remove_exception, day, done=f"已删除例外日期 {day}"
+    )
 
 
 @post("/settings/years", guards=GUARDS)
@@ -531,7 +646,9 @@ async def settings_year(request: Request) -> Redirect:  # type: ignore[type-arg]
     announced = form.get("announced") == "1"
     user = session_user(request)["user"]  # type: ignore[index]
     done = f"{year}年已标记为已录入全年安排" if announced else f"{year}年恢复为临时计算"
-    return await _settings_action(request, district_settings.set_year_announced, year, announced, user, done=done)
+    return await _settings_action(
+        request, district_settings.set_year_announced, year, announced, user, done=done
+    )
 
 
 @post("/settings/sla", guards=GUARDS)
@@ -544,15 +661,42 @@ async def settings_sla(request: Request) -> Redirect:  # type: ignore[type-arg]
     except ValueError:
         flash(request, "阈值应为数字", "error")
         return Redirect("/settings")
-    return await _settings_action(request, district_settings.set_sla_thresholds, days, ratio, done="已保存红黄绿阈值")
+    return await _settings_action(
+        request, district_settings.set_sla_thresholds, days, ratio, done="已保存红黄绿阈值"
+    )
 
 
 handlers = [
-    login_form, login, logout, set_language, home,
-    units_page, units_add, units_import, units_rename,
-    accounts_page, accounts_create, accounts_disable, accounts_enable, accounts_reset,
-    kiosks_page, kiosks_issue, kiosks_revoke,
-    catalogue_page, catalogue_publish, item_new, item_create, item_page, item_update,
-    item_retire, item_restore, item_template_upload, item_template_delete,
-    settings_page, settings_add_exception, settings_remove_exception, settings_year, settings_sla,
+    login_form,
+    login,
+    logout,
+    set_language,
+    home,
+    units_page,
+    units_add,
+    units_import,
+    units_rename,
+    accounts_page,
+    accounts_create,
+    accounts_disable,
+    accounts_enable,
+    accounts_reset,
+    kiosks_page,
+    kiosks_issue,
+    kiosks_revoke,
+    catalogue_page,
+    catalogue_publish,
+    item_new,
+    item_create,
+    item_page,
+    item_update,
+    item_retire,
+    item_restore,
+    item_template_upload,
+    item_template_delete,
+    settings_page,
+    settings_add_exception,
+    settings_remove_exception,
+    settings_year,
+    settings_sla,
 ]

@@ -18,6 +18,13 @@ def _walk(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):  # type:
 
 def test_every_command_has_help() -> None:
     commands = list(_walk(build_parser()))
-    assert {c for c, _ in commands} >= {("demo",), ("district",), ("district", "serve"), ("district", "load-demo"), ("township",), ("kiosk",)}
+    assert {c for c, _ in commands} >= {
+        ("demo",),
+        ("district",),
+        ("district", "serve"),
+        ("district", "load-demo"),
+        ("township",),
+        ("kiosk",),
+    }
     missing = [" ".join(c) for c, text in commands if not text]
     assert not missing, f"commands without help: {missing}"
