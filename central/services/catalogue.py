@@ -10,11 +10,11 @@ from typing import Any
 
 import msgspec
 from pypinyin import Style, lazy_pinyin
-from sqlalchemy import or_, select
+from sqlalchemy import case, or_, select
 from sqlalchemy.orm import Session
 
 from central.db.models import Item, MaterialTemplate
-from core.catalogue import CatalogueItem, validate_item
+from core.catalogue import CatalogueItem, Kind, validate_item
 from core.errors import Conflict, FieldError, InvalidInput, NotFound
 
 __all__ = [
@@ -56,7 +56,8 @@ def list_items(
     status: str = "active",
 ) -> Sequence[Item]:
     """Items matching a search (name, code or pinyin initials) and the filters, by code."""
-    stmt = select(Item).order_by(Item.kind, Item.code)
+    kind_order = case({k.value: i for i, k in enumerate(Kind)}, value=Item.kind, else_=len(Kind))
+    stmt = select(Item).order_by(kind_order, Item.code)
     if q.strip():
         like = f"%{q.strip()}%"
         stmt = stmt.where(

@@ -11,7 +11,13 @@ from litestar.handlers.base import BaseRouteHandler
 from central.db.models import Account
 from core.roles import Role
 
-__all__ = ["admin_guard", "login_session", "session_user"]
+__all__ = [
+    "admin_guard",
+    "password_guard",
+    "PasswordChangeRequired",
+    "login_session",
+    "session_user",
+]
 
 
 def login_session(account: Account) -> dict[str, Any]:
@@ -30,8 +36,11 @@ def session_user(connection: ASGIConnection) -> dict[str, Any] | None:  # type: 
     return data if data.get("user") else None
 
 
-def admin_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:  # type: ignore[type-arg]
-    """Allow only enabled district administrators; a disabled account loses its session at once."""
+class PasswordChangeRequired(NotAuthorizedException):
+    """The account's password was reset: it must be changed before anything else."""
+
+
+def _admin(connection: ASGIConnection) -> Account:  # type: ignore[type-arg]
     user = session_user(connection)
     if user is None:
         raise NotAuthorizedException()
@@ -42,3 +51,15 @@ def admin_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:  # typ
         raise NotAuthorizedException()
     if account.role != Role.DISTRICT_ADMIN.value:
         raise PermissionDeniedException()
+    return account
+
+
+def admin_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:  # type: ignore[type-arg]
+    """Allow only enabled district administrators; a disabled account loses its session at once."""
+    if _admin(connection).must_change_password:
+        raise PasswordChangeRequired()
+
+
+def password_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:  # type: ignore[type-arg]
+    """Allow an administrator who may still have to change a reset password."""
+    _admin(connection)

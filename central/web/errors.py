@@ -9,6 +9,7 @@ from litestar import Request, Response
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.response import Redirect, Template
 
+from central.web.auth import PasswordChangeRequired
 from core.errors import Conflict, DomainError, InvalidInput, NotFound
 from sync.errors import SyncError
 
@@ -76,6 +77,12 @@ def _sync(request: Request, exc: SyncError) -> Response:  # type: ignore[type-ar
 
 
 def _unauthorized(request: Request, exc: Exception) -> Response:  # type: ignore[type-arg]
+    if isinstance(exc, PasswordChangeRequired):
+        if _wants_html(request):
+            return Redirect("/password")
+        return Response(
+            {"error": "password_change_required", "message": "请先修改临时密码"}, status_code=403
+        )
     if _wants_html(request):
         return Redirect(f"/login?next={request.url.path}")
     return Response({"error": "not_authenticated", "message": "请先登录"}, status_code=401)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from jinja2 import pass_context
 
-__all__ = ["install", "language", "EN"]
+__all__ = ["install", "language", "local_time", "EN", "DISTRICT_TZ"]
+
+DISTRICT_TZ = ZoneInfo("Asia/Shanghai")
 
 EN: dict[str, str] = {
     "三级四务 · 区级管理": "Sanji · District administration",
@@ -80,6 +84,10 @@ EN: dict[str, str] = {
     "待写入文档库的变更": "Changes waiting for CouchDB",
     "出错了": "Something went wrong",
     "返回": "Back",
+    "修改密码": "Change password",
+    "原密码": "Current password",
+    "新密码": "New password",
+    "请先设置新密码": "Please set a new password first",
 }
 
 
@@ -96,6 +104,16 @@ def _translate(context: Any, text: str) -> str:
     return text
 
 
+def local_time(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A stored time in the district's time zone (naive values are UTC, as SQLite returns them)."""
+    if value is None:
+        return ""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(DISTRICT_TZ).strftime(fmt)
+
+
 def install(engine: Any) -> None:
-    """Register ``_()`` with the Jinja environment."""
+    """Register ``_()`` and the ``local`` time filter with the Jinja environment."""
     engine.engine.globals["_"] = _translate
+    engine.engine.filters["local"] = local_time

@@ -15,7 +15,7 @@ from central.db.models import Account
 from central.services import accounts, catalogue, district_settings, hierarchy, kiosks, outbox
 from central.services.enrolments import enrolments_by_registration
 from central.services.publish import latest_version, publish
-from central.web.auth import admin_guard, login_session, session_user
+from central.web.auth import admin_guard, login_session, password_guard, session_user
 from central.web.deps import in_db
 from core.catalogue import (
     ITEM_TYPES,
@@ -94,6 +94,35 @@ async def login(request: Request) -> Template | Redirect:  # type: ignore[type-a
         )
     request.set_session(login_session(account))
     return Redirect(target if target.startswith("/") and not target.startswith("//") else "/")
+
+
+@get("/password", guards=[password_guard])
+async def password_form(request: Request) -> Template:  # type: ignore[type-arg]
+    """Change one's own password (required after a reset)."""
+    return page(request, "password.html", errors={})
+
+
+@post("/password", guards=[password_guard])
+async def password_change(request: Request) -> Template | Redirect:  # type: ignore[type-arg]
+    """Check the current password and set a new one."""
+    form = await request.form()
+    new, again = str(form.get("new_password", "")), str(form.get("new_password_again", ""))
+    try:
+        if new != again:
+            raise InvalidInput(
+                FieldError("new_password_again", "两次输入的新密码不一致", "passwords differ")
+            )
+        await in_db(
+            request,
+            accounts.change_password,
+            session_user(request)["user"],  # type: ignore[index]
+            str(form.get("old_password", "")),
+            new,
+        )
+    except DomainError as exc:
+        return page(request, "password.html", status_code=400, errors=errors_of(exc))
+    flash(request, "密码已修改")
+    return Redirect("/")
 
 
 @post("/logout")
@@ -669,6 +698,8 @@ async def settings_sla(request: Request) -> Redirect:  # type: ignore[type-arg]
 handlers = [
     login_form,
     login,
+    password_form,
+    password_change,
     logout,
     set_language,
     home,
