@@ -7,6 +7,7 @@ from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.response import Redirect, Template
 
 from central.web.auth import PasswordChangeRequired
@@ -95,7 +96,23 @@ def _forbidden(request: Request, exc: Exception) -> Response:  # type: ignore[ty
     return Response({"error": "forbidden", "message": message}, status_code=403)
 
 
+def _too_large(request: Request, exc: Exception) -> Response:  # type: ignore[type-arg]
+    limit = request.app.state.settings.max_template_bytes // (1024 * 1024)
+    message = f"上传的文件过大 (模板最大 {limit} MB)"
+    if _wants_html(request):
+        return Template("error.html", context={"message": message, "errors": []}, status_code=413)
+    return Response(
+        {
+            "error": "too_large",
+            "message": message,
+            "errors": [{"field": "file", "message": message}],
+        },
+        status_code=413,
+    )
+
+
 exception_handlers: dict[type[Exception], Any] = {
+    RequestEntityTooLarge: _too_large,
     DomainError: _domain,
     SyncError: _sync,
     NotAuthorizedException: _unauthorized,

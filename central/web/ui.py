@@ -580,6 +580,9 @@ def item_from_form(form: Any) -> dict[str, Any]:
         )
     }
     data["code"] = data["code"].upper()
+    for key in ("item_type", "case_type"):  # left out: the item's defaults apply
+        if not data[key]:
+            del data[key]
     for key in ("modes", "service_objects", "door_to_door_for"):
         data[key] = [str(v) for v in form.getall(key, [])]
     data["legal_limit_days"] = text.get("legal_limit_days") or None

@@ -81,7 +81,9 @@ def test_only_the_newest_body_of_a_document_is_written(
 ) -> None:
     with sessions() as session:
         _seed(session)
-        accounts.create_account(session, "ts.chen", "陈", "township_staff", "500109110000", "pw-123456")
+        accounts.create_account(
+            session, "ts.chen", "陈", "township_staff", "500109110000", "pw-123456"
+        )
         accounts.set_disabled(session, "ts.chen", True)
     outbox.flush(sessions, lambda: connect(couch_url))
     doc = connect(couch_url)["directory"]["account:ts.chen"]
@@ -132,7 +134,9 @@ def test_a_failed_publish_leaves_the_previous_version_whole(
     assert db[db[manifest_doc_id(2)]["items"][1]["doc"]]["name"] == "拒收事项"
 
 
-def test_retired_items_leave_the_next_version(sessions: sessionmaker[Session], couch_url: str) -> None:
+def test_retired_items_leave_the_next_version(
+    sessions: sessionmaker[Session], couch_url: str
+) -> None:
     server = connect(couch_url)
     with sessions() as session:
         catalogue.create_item(session, _item("500109SH0001", "快递代收代投"), "admin")

@@ -1,4 +1,4 @@
-"""The district UI through HTTP: login rules, forced password change, validation messages, English."""
+"""The district UI over HTTP: login rules, forced password change, validation, English."""
 
 from __future__ import annotations
 
@@ -140,3 +140,38 @@ def test_english_is_available(client: TestClient) -> None:  # type: ignore[type-
     client.get("/lang/en?back=/")
     page = client.get("/catalogue").text
     assert "Catalogue" in page and "Publish catalogue" in page
+
+
+def test_oversized_templates_are_refused_in_chinese(client: TestClient) -> None:  # type: ignore[type-arg]
+    login(client, "admin", "admin-pass-1")
+    item = {
+        "code": "500109ZW0101",
+        "name": "模板测试事项",
+        "kind": "government",
+        "handling_level": "township",
+        "department": "区民政局",
+        "modes": "agency",
+        "service_objects": "1",
+        "promised_limit_days": "5",
+        "m-0-name": "申请表",
+        "m-0-key": "form",
+        "m-0-required": "1",
+    }
+    assert post(client, "/catalogue/new", item).status_code in (302, 303)
+    token = client.cookies["sanji_csrf"]
+    limit = 5 * 1024 * 1024
+
+    def upload(size: int):  # type: ignore[no-untyped-def]
+        return client.post(
+            "/catalogue/500109ZW0101/templates",
+            data={"material_key": "form", "_csrf_token": token},
+            files={"file": ("申请表.pdf", b"%PDF" + b"0" * (size - 4), "application/pdf")},
+        )
+
+    over_limit = upload(limit + 1)
+    assert "文件过大" in over_limit.text
+    far_over = upload(limit + 2 * 1024 * 1024)
+    assert far_over.status_code == 413 and "上传的文件过大" in far_over.text
+    fine = upload(1024)
+    assert "已上传模板 申请表.pdf" in fine.text
+    assert fine.text.count("application/pdf") == 1

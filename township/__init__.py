@@ -1,0 +1,1 @@
+"""Township service-centre node (to be built: issue #5)."""

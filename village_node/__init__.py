@@ -1,0 +1,1 @@
+"""Village kiosk (to be built: issue #4)."""
