@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from central.db.models import Account
+from central.db.models import Account, Unit
 from central.services.directory import publish_account
-from central.services.hierarchy import get_unit
 from central.services.passwords import DUMMY_HASH, hash_secret, verify_secret
 from core.errors import Conflict, FieldError, InvalidInput, NotFound
 from core.roles import Role, check_role_level, validate_password, validate_username
+
+T = TypeVar("T")
 
 __all__ = [
     "list_accounts",
@@ -50,6 +52,15 @@ def _role(value: str) -> Role:
         raise InvalidInput(FieldError("role", f"未知角色: {value}", "unknown role")) from None
 
 
+def _collect(errors: list[FieldError], check: Callable[..., T], *args: Any) -> T | None:
+    """Run one check; on InvalidInput keep its errors (so all faults are reported at once)."""
+    try:
+        return check(*args)
+    except InvalidInput as exc:
+        errors.extend(exc.errors)
+        return None
+
+
 def create_account(
     session: Session,
     username: str,
@@ -59,41 +70,28 @@ def create_account(
     password: str,
     phone: str = "",
 ) -> Account:
-    """Create an account bound to a unit of the level its role needs."""
+    """Create an account bound to a unit of the level its role needs; every bad field is named."""
     errors: list[FieldError] = []
-    checked: dict[str, object] = {}
-    for name, check in (
-        ("username", lambda: validate_username(username)),
-        ("role", lambda: _role(role)),
-        ("password", lambda: validate_password(password)),
-    ):
-        try:
-            checked[name] = check()
-        except InvalidInput as exc:
-            errors.extend(exc.errors)
+    login = _collect(errors, validate_username, username)
+    role_value = _collect(errors, _role, role)
+    _collect(errors, validate_password, password)
     if not display_name.strip() or len(display_name) > 60:
         errors.append(
             FieldError("display_name", "请填写姓名(不超过60字)", "name required, at most 60")
         )
-    try:
-        unit = get_unit(session, unit_code)
-    except NotFound:
+    unit = session.get(Unit, unit_code.strip())
+    if unit is None:
         errors.append(FieldError("unit_code", f"单位 {unit_code} 不存在", "unknown unit"))
-        unit = None
-    if unit is not None and "role" in checked:
-        try:
-            check_role_level(checked["role"], unit.level)  # type: ignore[arg-type]
-        except InvalidInput as exc:
-            errors.extend(exc.errors)
-    if errors:
+    elif role_value is not None:
+        _collect(errors, check_role_level, role_value, unit.level)
+    if errors or login is None or role_value is None or unit is None:
         raise InvalidInput(errors)
-    login = str(checked["username"])
     if session.get(Account, login) is not None:
         raise Conflict(f"登录名 {login} 已存在", "username")
     account = Account(
         username=login,
         display_name=display_name.strip(),
-        role=str(checked["role"].value),  # type: ignore[attr-defined]
+        role=role_value.value,
         unit_code=unit.code,
         password_hash=hash_secret(password),
         phone=phone.strip(),
