@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from central.db.models import OutboxDoc
@@ -17,6 +18,7 @@ from sync.errors import SyncError
 __all__ = ["enqueue", "flush", "pending_count"]
 
 log = logging.getLogger(__name__)
+_one_at_a_time = threading.Lock()
 
 
 def enqueue(session: Session, database: str, doc: dict[str, Any]) -> None:
@@ -28,15 +30,23 @@ def enqueue(session: Session, database: str, doc: dict[str, Any]) -> None:
 
 def pending_count(session: Session) -> int:
     """How many documents still wait for CouchDB."""
-    return len(session.scalars(select(OutboxDoc.id)).all())
+    return session.scalar(select(func.count(OutboxDoc.id))) or 0
 
 
 def flush(sessions: sessionmaker, server_factory: Callable[[], Any]) -> int:
     """Write queued documents oldest first, stopping at the first failure; returns how many landed.
 
     Only the newest queued body of each document matters (each write replaces the whole
-    document), so older entries for the same id are dropped once a newer one lands.
+    document), so older entries for the same id are dropped once a newer one lands. Flushes run
+    one at a time, so an older body can never overwrite a newer one written by a concurrent
+    flush. (One server process writes the district's documents; several would need a
+    database lock here instead.)
     """
+    with _one_at_a_time:
+        return _flush(sessions, server_factory)
+
+
+def _flush(sessions: sessionmaker, server_factory: Callable[[], Any]) -> int:
     written = 0
     with sessions() as session:
         rows = session.scalars(select(OutboxDoc).order_by(OutboxDoc.id)).all()
