@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.middleware.session.client_side import CookieBackendConfig
@@ -77,10 +77,12 @@ def create_app(settings: Settings) -> Litestar:
     )
     return Litestar(
         route_handlers=[
-            *ui.handlers,
+            Router("/", route_handlers=ui.handlers, include_in_schema=False),
             *api.handlers,
             *open311.handlers,
-            create_static_files_router(path="/static", directories=[WEB / "static"]),
+            create_static_files_router(
+                path="/static", directories=[WEB / "static"], include_in_schema=False
+            ),
         ],
         state=State(
             {

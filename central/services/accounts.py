@@ -21,6 +21,7 @@ T = TypeVar("T")
 __all__ = [
     "list_accounts",
     "create_account",
+    "get_account",
     "set_disabled",
     "reset_password",
     "authenticate",
@@ -105,16 +106,19 @@ def create_account(
     return account
 
 
-def _get(session: Session, username: str) -> Account:
+def get_account(session: Session, username: str) -> Account:
+    """The account with ``username`` or NotFound."""
     account = session.get(Account, username)
     if account is None:
         raise NotFound("账号", username)
     return account
 
 
-def set_disabled(session: Session, username: str, disabled: bool) -> Account:
-    """Disable or re-enable an account; the change travels to every tier's directory."""
-    account = _get(session, username)
+def set_disabled(session: Session, username: str, disabled: bool, acting: str = "") -> Account:
+    """Disable or re-enable an account (never one's own); the change reaches every tier."""
+    if disabled and username == acting:
+        raise Conflict("不能停用自己的账号", "username")
+    account = get_account(session, username)
     account.disabled = disabled
     account.updated_at = datetime.now(UTC)
     publish_account(session, account)
@@ -124,7 +128,7 @@ def set_disabled(session: Session, username: str, disabled: bool) -> Account:
 
 def reset_password(session: Session, username: str) -> tuple[Account, str]:
     """Give an account a new random password that must be changed at next login."""
-    account = _get(session, username)
+    account = get_account(session, username)
     password = secrets.token_urlsafe(9)
     account.password_hash = hash_secret(password)
     account.must_change_password = True
@@ -136,10 +140,15 @@ def reset_password(session: Session, username: str) -> tuple[Account, str]:
 
 def change_password(session: Session, username: str, old: str, new: str) -> Account:
     """Change one's own password after proving the old one."""
-    account = _get(session, username)
+    account = get_account(session, username)
     if not verify_secret(account.password_hash, old):
         raise InvalidInput(FieldError("old_password", "原密码不正确", "old password is wrong"))
-    validate_password(new)
+    try:
+        validate_password(new)
+    except InvalidInput as exc:
+        raise InvalidInput(
+            [FieldError("new_password", e.message, e.message_en) for e in exc.errors]
+        ) from None
     account.password_hash = hash_secret(new)
     account.must_change_password = False
     account.updated_at = datetime.now(UTC)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from couchdb import http as couch_http
+
 from sync.couch import couch_errors
 from sync.errors import SyncError
 
@@ -19,10 +21,11 @@ def enrolments_by_registration(couch: Any) -> tuple[dict[str, dict[str, Any]], b
     """
     try:
         with couch_errors():
-            server = couch.server()
-            if DISTRICT_DB not in server:
+            try:
+                db = couch.server()[DISTRICT_DB]
+            except couch_http.ResourceNotFound:
                 return {}, True
-            rows = server[DISTRICT_DB].view(
+            rows = db.view(
                 "_all_docs", startkey="enrolment:", endkey="enrolment:\ufff0", include_docs=True
             )
             docs = [row.doc for row in rows if row.doc]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -13,6 +14,7 @@ from central.services import outbox
 __all__ = ["in_db"]
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
@@ -28,7 +30,10 @@ async def in_db(request: Request, fn: Callable[..., T], *args: Any, **kwargs: An
         with state.sessions() as session:
             result = fn(session, *args, **kwargs)
         if request.method not in SAFE_METHODS:
-            outbox.flush(state.sessions, state.couch.server)
+            try:
+                outbox.flush(state.sessions, state.couch.server)
+            except Exception:  # the change is committed; the outbox loop retries the write
+                log.exception("outbox flush after %s %s failed", request.method, request.url.path)
         return result
 
     return await asyncio.to_thread(work)

@@ -300,11 +300,12 @@ async def accounts_create(request: Request) -> Template | Redirect:  # type: ign
 @post("/accounts/{username:str}/disable", guards=GUARDS)
 async def accounts_disable(request: Request, username: FromPath[str]) -> Redirect:  # type: ignore[type-arg]
     """Disable an account."""
-    if username == session_user(request)["user"]:  # type: ignore[index]
-        flash(request, "不能停用自己的账号", "error")
-        return Redirect("/accounts")
-    await in_db(request, accounts.set_disabled, username, True)
-    flash(request, f"已停用账号 {username}")
+    acting = session_user(request)["user"]  # type: ignore[index]
+    try:
+        await in_db(request, accounts.set_disabled, username, True, acting)
+        flash(request, f"已停用账号 {username}")
+    except DomainError as exc:
+        flash(request, str(exc), "error")
     return Redirect("/accounts")
 
 
