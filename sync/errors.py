@@ -9,6 +9,9 @@ __all__ = [
     "CouchUnavailable",
     "CouchRejected",
     "CouchConflict",
+    "DocNotFound",
+    "RequestTooLarge",
+    "BadRequest",
     "DocumentFailure",
     "BulkSaveFailed",
 ]
@@ -34,6 +37,18 @@ class CouchRejected(SyncError):
 
 class CouchConflict(SyncError):
     """The document changed under us (409): the revision given is not the current one."""
+
+
+class DocNotFound(SyncError):
+    """No such document, revision, attachment or database (404)."""
+
+
+class RequestTooLarge(SyncError):
+    """The server refused a request body as too large (413); send less at a time."""
+
+
+class BadRequest(SyncError):
+    """The server refused a malformed request (400), e.g. an invalid revision."""
 
 
 @dataclass(frozen=True)

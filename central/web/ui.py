@@ -254,10 +254,14 @@ def _messages(exc: DomainError) -> list[str]:
 # --- accounts ----------------------------------------------------------------------------
 
 
+def _units_by_code(session: Any) -> dict[str, Any]:
+    return {u.code: u for u in hierarchy.list_units(session, limit=100000)}
+
+
 def _accounts_context(session: Any, q: str, role: str, unit: str) -> dict[str, Any]:
     return {
         "accounts": accounts.list_accounts(session, q, role, unit),
-        "units": {u.code: u for u in hierarchy.list_units(session, limit=100000)},
+        "units": _units_by_code(session),
         "q": q,
         "role": role,
         "unit": unit,
@@ -333,7 +337,7 @@ def _kiosks_context(session: Any, couch: Any, village: str, status: str) -> dict
     return {
         "kiosks": kiosks.list_kiosks(session, enrolments, village, status),
         "villages": hierarchy.list_units(session, level="village", limit=100000),
-        "units": {u.code: u for u in hierarchy.list_units(session, limit=100000)},
+        "units": _units_by_code(session),
         "village": village,
         "status": status,
         "couch_reachable": reachable,
