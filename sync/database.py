@@ -28,7 +28,7 @@ Doc = dict[str, Any]
 """A JSON document."""
 
 ChangesPage = dict[str, Any]
-"""``{"results": [{"seq", "id", "changes": [{"rev"}...], "deleted"?, "doc"?}], "last_seq": Seq}``."""
+"""``{"results": [{"seq", "id", "changes": [{"rev"}], "deleted"?, "doc"?}], "last_seq"}``."""
 
 
 @runtime_checkable
