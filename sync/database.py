@@ -37,6 +37,12 @@ class Database(Protocol):
 
     name: str
 
+    def identity(self) -> str:
+        """A stable id of this database: server uuid and name (remote), store uuid (embedded).
+
+        Replication ids are built from it, so it must not change across restarts."""
+        ...
+
     def info(self) -> Doc:
         """``{"db_name", "doc_count", "update_seq", "instance_start_time"}``."""
         ...
