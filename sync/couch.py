@@ -11,11 +11,15 @@ import couchdb
 from couchdb import http as couch_http
 
 from sync.errors import (
+    BadRequest,
     BulkSaveFailed,
     CouchConflict,
     CouchRejected,
     CouchUnavailable,
+    DocNotFound,
     DocumentFailure,
+    RequestTooLarge,
+    SyncError,
 )
 
 __all__ = [
@@ -49,11 +53,13 @@ def _error_and_reason(detail: Any) -> tuple[str, str]:
 
 
 @contextmanager
-def couch_errors() -> Iterator[None]:
+def couch_errors(*, every_status: bool = False) -> Iterator[None]:
     """Translate couchdb-python and socket errors raised in the block into SyncError kinds.
 
     401/403 become CouchRejected, 409 CouchConflict, refused or timed-out connections (and
-    502/503/504) CouchUnavailable; other HTTP errors (404, 400, 500) pass through unchanged.
+    502/503/504) CouchUnavailable; other HTTP errors (404, 400, 500) pass through unchanged,
+    unless ``every_status`` is set: then 404 becomes DocNotFound, 400 and 412 BadRequest (and
+    pouchdb-server's 500 ``doc_validation``), 413 RequestTooLarge, any other status SyncError.
     """
     try:
         yield
@@ -64,12 +70,26 @@ def couch_errors() -> Iterator[None]:
     except couch_http.ResourceConflict as exc:
         error, reason = _error_and_reason(exc.args[0] if exc.args else None)
         raise CouchConflict(reason or error or "document update conflict") from exc
+    except (couch_http.ResourceNotFound, couch_http.PreconditionFailed) as exc:
+        if not every_status:
+            raise
+        error, reason = _error_and_reason(exc.args[0] if exc.args else None)
+        if isinstance(exc, couch_http.ResourceNotFound):
+            raise DocNotFound(f"{error or 'not_found'}: {reason or 'missing'}") from exc
+        raise BadRequest(f"412 {error}: {reason}") from exc
     except couch_http.ServerError as exc:
         status, detail = exc.args[0]
+        error, reason = _error_and_reason(detail)
         if status in _UNAVAILABLE_STATUSES:
-            error, reason = _error_and_reason(detail)
             raise CouchUnavailable(f"CouchDB answered {status} {error} {reason}".strip()) from exc
-        raise
+        if not every_status:
+            raise
+        if status == 400 or (status == 500 and error == "doc_validation"):
+            # pouchdb-server answers 500 where CouchDB says 400 to an invalid document body
+            raise BadRequest(f"{error}: {reason}") from exc
+        if status == 413:
+            raise RequestTooLarge(f"{error}: {reason}") from exc
+        raise SyncError(f"CouchDB answered {status} {error}: {reason}") from exc
     except (OSError, http.client.HTTPException) as exc:
         raise CouchUnavailable(f"CouchDB unreachable: {exc!r}") from exc
 
