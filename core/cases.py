@@ -571,16 +571,16 @@ class Payload(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
     @property
     def kind(self) -> EventKind:
         """The event kind."""
-        return EventKind(self.__struct_config__.tag)
+        return EventKind(str(self.__struct_config__.tag))
 
 
-class Submitted(Payload, tag="submitted"):
+class Submitted(Payload, frozen=True, tag="submitted"):
     """The origin sends the case on to be handled (a draft becomes a case)."""
 
     note: Text = ""
 
 
-class Received(Payload, tag="received"):
+class Received(Payload, frozen=True, tag="received"):
     """The handling unit got the case: its own time and how far the sender's clock was off.
 
     ``sender`` is the origin key whose stamp was measured; ``skew_clamped`` flags a clock more
@@ -594,7 +594,7 @@ class Received(Payload, tag="received"):
     skew_clamped: bool = False
 
 
-class Accepted(Payload, tag="accepted"):
+class Accepted(Payload, frozen=True, tag="accepted"):
     """受理: the SLA clock starts on this event's date."""
 
     notice_no: Short = ""
@@ -609,7 +609,7 @@ class MissingMaterial(msgspec.Struct, frozen=True, kw_only=True):
     note: Text = ""
 
 
-class Returned(Payload, tag="returned"):
+class Returned(Payload, frozen=True, tag="returned"):
     """退回补正 with the one-time notice: every missing material at once; the clock stops."""
 
     missing: Annotated[tuple[MissingMaterial, ...], msgspec.Meta(min_length=1)]
@@ -617,14 +617,14 @@ class Returned(Payload, tag="returned"):
     notice_no: Short = ""
 
 
-class Resubmitted(Payload, tag="resubmitted"):
+class Resubmitted(Payload, frozen=True, tag="resubmitted"):
     """The applicant brings what the notice asked for; acceptance starts afresh."""
 
     provided: tuple[str, ...] = ()
     note: Text = ""
 
 
-class MaterialsReceived(Payload, tag="materials_received"):
+class MaterialsReceived(Payload, frozen=True, tag="materials_received"):
     """Materials handed over (e.g. by the village agent)."""
 
     keys: Annotated[tuple[str, ...], msgspec.Meta(min_length=1)]
@@ -632,14 +632,14 @@ class MaterialsReceived(Payload, tag="materials_received"):
     note: Text = ""
 
 
-class CommitmentFulfilled(Payload, tag="commitment_fulfilled"):
+class CommitmentFulfilled(Payload, frozen=True, tag="commitment_fulfilled"):
     """Materials promised under 告知承诺 have arrived."""
 
     keys: Annotated[tuple[str, ...], msgspec.Meta(min_length=1)]
     note: Text = ""
 
 
-class Assigned(Payload, tag="assigned"):
+class Assigned(Payload, frozen=True, tag="assigned"):
     """The case is given to a staff member (again, to reassign)."""
 
     staff: Short
@@ -647,14 +647,14 @@ class Assigned(Payload, tag="assigned"):
     note: Text = ""
 
 
-class Escalated(Payload, tag="escalated"):
+class Escalated(Payload, frozen=True, tag="escalated"):
     """The case goes up to another unit (the district's service centre) to be handled."""
 
     to_unit: str
     reason: Text = ""
 
 
-class Transferred(Payload, tag="transferred"):
+class Transferred(Payload, frozen=True, tag="transferred"):
     """The case was sent to the wrong township: ends here, continues as ``new_case_id``."""
 
     to_township: str
@@ -662,20 +662,20 @@ class Transferred(Payload, tag="transferred"):
     reason: Text = ""
 
 
-class Suspended(Payload, tag="suspended"):
+class Suspended(Payload, frozen=True, tag="suspended"):
     """The time limit pauses for a period the law excludes."""
 
     reason: SuspendReason
     note: Text = ""
 
 
-class Resumed(Payload, tag="resumed"):
+class Resumed(Payload, frozen=True, tag="resumed"):
     """The time limit runs again."""
 
     note: Text = ""
 
 
-class VisitRequested(Payload, tag="visit_requested"):
+class VisitRequested(Payload, frozen=True, tag="visit_requested"):
     """A home visit is asked for a period, awaiting the township's confirmation."""
 
     visit_id: str
@@ -684,7 +684,7 @@ class VisitRequested(Payload, tag="visit_requested"):
     note: Text = ""
 
 
-class VisitScheduled(Payload, tag="visit_scheduled"):
+class VisitScheduled(Payload, frozen=True, tag="visit_scheduled"):
     """A home visit is booked on the township's calendar (or moved)."""
 
     visit_id: str
@@ -695,14 +695,14 @@ class VisitScheduled(Payload, tag="visit_scheduled"):
     note: Text = ""
 
 
-class VisitCancelled(Payload, tag="visit_cancelled"):
+class VisitCancelled(Payload, frozen=True, tag="visit_cancelled"):
     """A home visit will not take place."""
 
     visit_id: str
     reason: Text = ""
 
 
-class VisitRecorded(Payload, tag="visit_recorded"):
+class VisitRecorded(Payload, frozen=True, tag="visit_recorded"):
     """What happened at a home visit."""
 
     visit_id: str
@@ -710,7 +710,7 @@ class VisitRecorded(Payload, tag="visit_recorded"):
     note: Text = ""
 
 
-class Completed(Payload, tag="completed"):
+class Completed(Payload, frozen=True, tag="completed"):
     """办结: the result and how it reaches the citizen."""
 
     result: Text
@@ -718,19 +718,19 @@ class Completed(Payload, tag="completed"):
     note: Text = ""
 
 
-class Refused(Payload, tag="refused"):
+class Refused(Payload, frozen=True, tag="refused"):
     """不予受理 or 不予许可, with the reason the notice gives."""
 
     reason: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
 
 
-class Withdrawn(Payload, tag="withdrawn"):
+class Withdrawn(Payload, frozen=True, tag="withdrawn"):
     """The applicant withdraws the case (or cancels the booking it came from)."""
 
     reason: Text = ""
 
 
-class Delivered(Payload, tag="delivered"):
+class Delivered(Payload, frozen=True, tag="delivered"):
     """The result was handed over, to the village agent or to the citizen."""
 
     to: Recipient
@@ -739,7 +739,7 @@ class Delivered(Payload, tag="delivered"):
     note: Text = ""
 
 
-class Rated(Payload, tag="rated"):
+class Rated(Payload, frozen=True, tag="rated"):
     """好差评: one rating, of the case or of one visit."""
 
     level: Level5
@@ -750,7 +750,7 @@ class Rated(Payload, tag="rated"):
     visit_id: str | None = None
 
 
-class FollowUp(Payload, tag="follow_up"):
+class FollowUp(Payload, frozen=True, tag="follow_up"):
     """One step of following up a 差评; the first usually sets the deadline."""
 
     step: FollowUpStep
@@ -759,7 +759,7 @@ class FollowUp(Payload, tag="follow_up"):
     level: Level5 | None = None
 
 
-class ConflictResolved(Payload, tag="conflict_resolved"):
+class ConflictResolved(Payload, frozen=True, tag="conflict_resolved"):
     """Staff have dealt with conflicting events; their note says how."""
 
     event_ids: Annotated[tuple[str, ...], msgspec.Meta(min_length=1)]

@@ -933,6 +933,7 @@ def _parse(doc: Any, *, new_edits: bool) -> _Incoming:
     if isinstance(doc_id, str) and doc_id.startswith(LOCAL_PREFIX):
         return _Incoming(doc_id, {}, "{}", False, None, None, {}, local=True, raw=doc)
     _check_doc_id(doc_id)
+    assert isinstance(doc_id, str)  # _check_doc_id refuses anything else
     for key in doc:
         if not isinstance(key, str):
             raise BadRequest(f"{doc_id}: member names must be strings")

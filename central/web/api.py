@@ -50,7 +50,12 @@ from central.db.models import (
 from central.services import accounts, catalogue, district_settings, hierarchy, kiosks, published
 from central.services.enrolments import enrolments_by_registration
 from central.services.publish import PublishResult, publish
-from central.web.auth import admin_guard, login_session, password_guard, session_user
+from central.web.auth import (
+    admin_guard,
+    current_username,
+    login_session,
+    password_guard,
+)
 from central.web.deps import in_db
 from core.catalogue import CatalogueItem
 from core.errors import FieldError, InvalidInput
@@ -510,10 +515,6 @@ def accepts(
     return WithBody
 
 
-def _user(request: Request) -> str:  # type: ignore[type-arg]
-    return str(session_user(request)["user"])  # type: ignore[index]
-
-
 def _parameter_error(_: Request, exc: ValidationException) -> Response[Any]:  # type: ignore[type-arg]
     """Litestar's own validation errors (query and path parameters), in the API's error format."""
     extra = exc.extra if isinstance(exc.extra, list) else []
@@ -548,7 +549,7 @@ class SessionController(Controller):
     @get(guards=[password_guard])
     async def current(self, request: Request) -> SessionRead:  # type: ignore[type-arg]
         """Who is logged in (401 if nobody); any GET also sets the CSRF cookie."""
-        return SessionRead.of(await in_db(request, accounts.get_account, _user(request)))
+        return SessionRead.of(await in_db(request, accounts.get_account, current_username(request)))
 
     @post(
         status_code=200,
@@ -570,7 +571,11 @@ class SessionController(Controller):
         """Change one's own password (required after a reset before anything else)."""
         d = await body(request, PasswordChange)
         account = await in_db(
-            request, accounts.change_password, _user(request), d.old_password, d.new_password
+            request,
+            accounts.change_password,
+            current_username(request),
+            d.old_password,
+            d.new_password,
         )
         return SessionRead.of(account)
 
@@ -671,7 +676,9 @@ class AccountController(Controller):
     @post("/{username:str}/disable", status_code=200)
     async def disable(self, request: Request, username: FromPath[str]) -> AccountRead:  # type: ignore[type-arg]
         """Disable an account (not one's own); it is logged out everywhere at once."""
-        account = await in_db(request, accounts.set_disabled, username, True, _user(request))
+        account = await in_db(
+            request, accounts.set_disabled, username, True, current_username(request)
+        )
         return AccountRead.of(account)
 
     @post("/{username:str}/enable", status_code=200)
@@ -722,7 +729,7 @@ class KioskController(Controller):
         d = await body(request, KioskCreate)
         days = request.app.state.settings.enrolment_code_days
         reg, code = await in_db(
-            request, kiosks.issue_code, d.village_code, d.label, _user(request), days
+            request, kiosks.issue_code, d.village_code, d.label, current_username(request), days
         )
         return KioskIssued(KioskRead.of(kiosks.KioskView(reg, "pending", None)), code)
 
@@ -762,7 +769,9 @@ class CatalogueController(Controller):
     async def create_item(self, request: Request) -> ItemRead:  # type: ignore[type-arg]
         """Add an item to the working copy (it reaches the tiers at the next publish)."""
         data = await body(request, dict[str, Any])
-        return ItemRead.of(await in_db(request, catalogue.create_item, data, _user(request)))
+        return ItemRead.of(
+            await in_db(request, catalogue.create_item, data, current_username(request))
+        )
 
     @get("/items/{code:str}")
     async def get_item(self, request: Request, code: FromPath[str]) -> ItemRead:  # type: ignore[type-arg]
@@ -773,17 +782,23 @@ class CatalogueController(Controller):
     async def update_item(self, request: Request, code: FromPath[str]) -> ItemRead:  # type: ignore[type-arg]
         """Replace an item's fields (the path's code wins; kept materials keep their templates)."""
         data = await body(request, dict[str, Any])
-        return ItemRead.of(await in_db(request, catalogue.update_item, code, data, _user(request)))
+        return ItemRead.of(
+            await in_db(request, catalogue.update_item, code, data, current_username(request))
+        )
 
     @post("/items/{code:str}/retire", status_code=200)
     async def retire(self, request: Request, code: FromPath[str]) -> ItemRead:  # type: ignore[type-arg]
         """Retire an item: it leaves the next published version."""
-        return ItemRead.of(await in_db(request, catalogue.set_retired, code, True, _user(request)))
+        return ItemRead.of(
+            await in_db(request, catalogue.set_retired, code, True, current_username(request))
+        )
 
     @post("/items/{code:str}/restore", status_code=200)
     async def restore(self, request: Request, code: FromPath[str]) -> ItemRead:  # type: ignore[type-arg]
         """Bring a retired item back."""
-        return ItemRead.of(await in_db(request, catalogue.set_retired, code, False, _user(request)))
+        return ItemRead.of(
+            await in_db(request, catalogue.set_retired, code, False, current_username(request))
+        )
 
     @post(
         "/items/{code:str}/materials/{key:str}/templates",
@@ -823,14 +838,16 @@ class CatalogueController(Controller):
             upload.content_type or "",
             data,
             limit,
-            _user(request),
+            current_username(request),
         )
         return TemplateRead.of(tpl)
 
     @post("/publish")
     async def publish(self, request: Request) -> Response[PublishRead]:  # type: ignore[type-arg]
         """Publish the active items as a new version: 201 if created, 200 when nothing changed."""
-        result = await in_db(request, publish, request.app.state.couch.server(), _user(request))
+        result = await in_db(
+            request, publish, request.app.state.couch.server(), current_username(request)
+        )
         return Response(PublishRead.of(result), status_code=201 if result.created else 200)
 
     @get("/versions")
@@ -877,7 +894,11 @@ class SettingsController(Controller):
         """Mark a year's arrangement as entered in full (its due dates stop being provisional)."""
         d = await body(request, YearUpdate)
         await in_db(
-            request, district_settings.set_year_announced, year, d.announced, _user(request)
+            request,
+            district_settings.set_year_announced,
+            year,
+            d.announced,
+            current_username(request),
         )
         return await in_db(request, _settings)
 

@@ -17,6 +17,7 @@ __all__ = [
     "PasswordChangeRequired",
     "login_session",
     "session_user",
+    "current_username",
 ]
 
 
@@ -32,8 +33,16 @@ def login_session(account: Account) -> dict[str, Any]:
 
 def session_user(connection: ASGIConnection) -> dict[str, Any] | None:  # type: ignore[type-arg]
     """The logged-in user's session data, if any."""
-    data = connection.scope.get("session") or {}
-    return data if data.get("user") else None
+    data = connection.scope.get("session")
+    return data if isinstance(data, dict) and data.get("user") else None
+
+
+def current_username(connection: ASGIConnection) -> str:  # type: ignore[type-arg]
+    """The logged-in user's login name (handlers behind a guard always have one)."""
+    user = session_user(connection)
+    if user is None:
+        raise NotAuthorizedException()
+    return str(user["user"])
 
 
 class PasswordChangeRequired(NotAuthorizedException):

@@ -111,7 +111,7 @@ def _too_large(request: Request, exc: Exception) -> Response:  # type: ignore[ty
     )
 
 
-exception_handlers: dict[type[Exception], Any] = {
+exception_handlers: dict[int | type[Exception], Any] = {
     RequestEntityTooLarge: _too_large,
     DomainError: _domain,
     SyncError: _sync,

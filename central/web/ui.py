@@ -15,7 +15,13 @@ from central.db.models import Account
 from central.services import accounts, catalogue, district_settings, hierarchy, kiosks, outbox
 from central.services.enrolments import enrolments_by_registration
 from central.services.publish import latest_version, publish
-from central.web.auth import admin_guard, login_session, password_guard, session_user
+from central.web.auth import (
+    admin_guard,
+    current_username,
+    login_session,
+    password_guard,
+    session_user,
+)
 from central.web.deps import in_db
 from core.catalogue import (
     ITEM_TYPES,
@@ -115,7 +121,7 @@ async def password_change(request: Request) -> Template | Redirect:  # type: ign
         await in_db(
             request,
             accounts.change_password,
-            session_user(request)["user"],  # type: ignore[index]
+            current_username(request),
             str(form.get("old_password", "")),
             new,
         )
@@ -304,7 +310,7 @@ async def accounts_create(request: Request) -> Template | Redirect:  # type: ign
 @post("/accounts/{username:str}/disable", guards=GUARDS)
 async def accounts_disable(request: Request, username: FromPath[str]) -> Redirect:  # type: ignore[type-arg]
     """Disable an account."""
-    acting = session_user(request)["user"]  # type: ignore[index]
+    acting = current_username(request)
     try:
         await in_db(request, accounts.set_disabled, username, True, acting)
         flash(request, f"已停用账号 {username}")
@@ -364,7 +370,7 @@ async def kiosks_issue(request: Request) -> Redirect:  # type: ignore[type-arg]
             kiosks.issue_code,
             str(form.get("village_code", "")),
             str(form.get("label", "")),
-            session_user(request)["user"],  # type: ignore[index]
+            current_username(request),
             days,
         )
         flash(
@@ -420,9 +426,7 @@ async def catalogue_page(
 async def catalogue_publish(request: Request) -> Redirect:  # type: ignore[type-arg]
     """Publish the catalogue as a new version (a no-op when nothing changed)."""
     couch = request.app.state.couch
-    result = await in_db(
-        request, lambda s: publish(s, couch.server(), session_user(request)["user"])
-    )  # type: ignore[index]
+    result = await in_db(request, lambda s: publish(s, couch.server(), current_username(request)))
     if result.created:
         flash(request, f"已发布目录第 {result.version} 版 ({result.item_count} 个事项)")
     else:
@@ -454,7 +458,7 @@ async def item_create(request: Request) -> Template | Redirect:  # type: ignore[
     """Create an item from the form."""
     data = item_from_form(await request.form())
     try:
-        row = await in_db(request, catalogue.create_item, data, session_user(request)["user"])  # type: ignore[index]
+        row = await in_db(request, catalogue.create_item, data, current_username(request))
     except DomainError as exc:
         return page(
             request,
@@ -489,7 +493,7 @@ async def item_update(request: Request, code: FromPath[str]) -> Template | Redir
     """Save an item's fields."""
     data = item_from_form(await request.form())
     try:
-        row = await in_db(request, catalogue.update_item, code, data, session_user(request)["user"])  # type: ignore[index]
+        row = await in_db(request, catalogue.update_item, code, data, current_username(request))
     except DomainError as exc:
         templates = await in_db(request, catalogue.templates_of, code.upper())
         return page(
@@ -508,7 +512,7 @@ async def item_update(request: Request, code: FromPath[str]) -> Template | Redir
 @post("/catalogue/{code:str}/retire", guards=GUARDS)
 async def item_retire(request: Request, code: FromPath[str]) -> Redirect:  # type: ignore[type-arg]
     """Retire an item."""
-    row = await in_db(request, catalogue.set_retired, code, True, session_user(request)["user"])  # type: ignore[index]
+    row = await in_db(request, catalogue.set_retired, code, True, current_username(request))
     flash(request, f"已停办 {row.name} (下次发布时生效)")
     return Redirect(f"/catalogue/{row.code}")
 
@@ -516,7 +520,7 @@ async def item_retire(request: Request, code: FromPath[str]) -> Redirect:  # typ
 @post("/catalogue/{code:str}/restore", guards=GUARDS)
 async def item_restore(request: Request, code: FromPath[str]) -> Redirect:  # type: ignore[type-arg]
     """Bring a retired item back."""
-    row = await in_db(request, catalogue.set_retired, code, False, session_user(request)["user"])  # type: ignore[index]
+    row = await in_db(request, catalogue.set_retired, code, False, current_username(request))
     flash(request, f"已恢复 {row.name}")
     return Redirect(f"/catalogue/{row.code}")
 
@@ -540,7 +544,7 @@ async def item_template_upload(request: Request, code: FromPath[str]) -> Redirec
             upload.content_type or "",
             data,
             limit,
-            session_user(request)["user"],  # type: ignore[index]
+            current_username(request),
         )
         flash(request, f"已上传模板 {tpl.filename}")
     except DomainError as exc:
@@ -553,9 +557,7 @@ async def item_template_delete(
     request: Request, code: FromPath[str], template_id: FromPath[int]
 ) -> Redirect:  # type: ignore[type-arg]
     """Remove a template."""
-    await in_db(
-        request, catalogue.remove_template, code, template_id, session_user(request)["user"]
-    )  # type: ignore[index]
+    await in_db(request, catalogue.remove_template, code, template_id, current_username(request))
     flash(request, "已删除模板")
     return Redirect(f"/catalogue/{code.upper()}")
 
@@ -594,12 +596,12 @@ def item_from_form(form: Any) -> dict[str, Any]:
     data["promised_limit_days"] = text.get("promised_limit_days") or "0"
     data["visits_needed"] = text.get("visits_needed") or "0"
     data["fee"] = "fee" in text
-    materials = []
+    materials: list[dict[str, Any]] = []
     rows = sorted(
         {int(k.split("-")[1]) for k in text if k.startswith("m-") and k.split("-")[1].isdigit()}
     )
     for i in rows:
-        row = {
+        row: dict[str, Any] = {
             f: text.get(f"m-{i}-{f}", "")
             for f in ("key", "name", "form", "copies", "source", "standard", "follow_days")
         }
@@ -681,7 +683,7 @@ async def settings_year(request: Request) -> Redirect:  # type: ignore[type-arg]
         flash(request, "年份应为数字", "error")
         return Redirect("/settings")
     announced = form.get("announced") == "1"
-    user = session_user(request)["user"]  # type: ignore[index]
+    user = current_username(request)
     done = f"{year}年已标记为已录入全年安排" if announced else f"{year}年恢复为临时计算"
     return await _settings_action(
         request, district_settings.set_year_announced, year, announced, user, done=done
