@@ -58,6 +58,12 @@ def covered_by_data(year: int) -> bool:
     return _DATA_FIRST_YEAR <= year <= _DATA_LAST_YEAR
 
 
+@lru_cache(maxsize=8192)
+def _data_is_workday(day: date) -> bool:
+    """chinesecalendar's answer, cached: it scans its whole table on every call."""
+    return bool(chinese_calendar.is_workday(day))
+
+
 @lru_cache(maxsize=32)
 def statutory_holidays(year: int) -> frozenset[date]:
     """The statutory holidays of ``year`` as the law fixes them, without swapped days."""
@@ -104,7 +110,7 @@ class WorkCalendar:
         if exc is not None:
             return exc.workday
         if covered_by_data(day.year):
-            return bool(chinese_calendar.is_workday(day))
+            return _data_is_workday(day)
         if day.weekday() >= 5:
             return False
         if day.year in self.announced_years:

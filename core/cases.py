@@ -34,7 +34,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 
-from core.catalogue import CaseType, CatalogueItem, Eligibility, HandlingLevel, Mode
+from core.catalogue import CaseType, CatalogueItem, Eligibility, HandlingLevel, Kind, Mode
 from core.clock import Hlc
 from core.errors import FieldError, InvalidInput
 from core.hierarchy import Level, level_of, township_of
@@ -353,6 +353,7 @@ class Case(_Written, frozen=True, kw_only=True):
     case_number: str
     item_code: Short
     item_name: Short
+    item_kind: Kind
     catalogue_version: Annotated[int, msgspec.Meta(ge=1)]
     case_type: CaseType
     promised_limit_days: Annotated[int, msgspec.Meta(ge=0)]
@@ -848,6 +849,7 @@ def new_case(
             case_number=case_number(origin, counter, local_date(wall_time)),
             item_code=item.code,
             item_name=item.name,
+            item_kind=item.kind,
             catalogue_version=catalogue_version,
             case_type=item.case_type,
             promised_limit_days=item.promised_limit_days,

@@ -7,10 +7,12 @@ from alembic import context
 from central.db import make_engine
 from central.db.models import Base
 from central.settings import settings_from_env
+from sync.readmodel import metadata as read_model_metadata
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url") or settings_from_env().database_url
-target_metadata = Base.metadata
+# The district's own tables and the case read model (sync.readmodel) it shares with townships.
+target_metadata = [Base.metadata, read_model_metadata]
 
 
 def run() -> None:
