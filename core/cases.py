@@ -164,7 +164,7 @@ class Origin(msgspec.Struct, frozen=True):
         return f"{self.unit}:{self.instance}"
 
 
-def new_instance_id(length: int = 6) -> str:
+def new_instance_id(length: int = 8) -> str:
     """A fresh random instance id (Crockford letters, lower case), minted at each enrolment."""
     return "".join(secrets.choice(_INSTANCE_ALPHABET) for _ in range(length))
 

@@ -198,7 +198,7 @@ def test_new_instance_ids_use_unambiguous_letters() -> None:
     ids = {new_instance_id() for _ in range(200)}
     assert len(ids) == 200
     for instance in ids:
-        assert len(instance) == 6
+        assert len(instance) == 8
         assert not set(instance) & set("ilou")
         Origin(VILLAGE, instance)
 
