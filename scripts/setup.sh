@@ -33,11 +33,12 @@ setup_python() {
 
 setup_pouchdb() {
   local dir=tools/pouchdb stamp=tools/pouchdb/node_modules/.sanji-installed want
-  want="$(cat "$dir/package-lock.json" | sha256sum | cut -c1-16)"
+  want="$(cat "$dir/package-lock.json" "$dir/fix-validation.js" | sha256sum | cut -c1-16)"
   if [ ! -x "$dir/node_modules/.bin/pouchdb-server" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     command -v npm >/dev/null || { say "npm (Node.js 18+) is required for pouchdb-server"; return 1; }
     say "installing pouchdb-server 4.2.0 from npm (development and tests only)"
     (cd "$dir" && npm ci --prefer-offline --no-audit --no-fund --loglevel=error >&2)
+    node "$dir/fix-validation.js"
     echo "$want" > "$stamp"
   fi
 }

@@ -376,3 +376,17 @@ def test_attachments_travel_in_both_directions(pair: tuple[Database, Database]) 
     )
     replicate(Replication(target, source))
     assert "_attachments" not in source.get("photo") or not source.get("photo")["_attachments"]
+
+
+def test_updates_replicate_into_a_database_with_a_validation_function(
+    make: Callable[[str], Database],
+) -> None:
+    # pouchdb-server 4.2 dropped these until tools/pouchdb/fix-validation.js; CouchDB keeps them.
+    source, target = make("sqlite"), make("remote")
+    target.put({"_id": "_design/guard", "validate_doc_update": ODD_FORBIDDEN_JS})
+    first = source.put({"_id": "settings:district", "n": 2, "version": 1})
+    replicate(Replication(source, target))
+    source.put({"_id": "settings:district", "_rev": first, "n": 4, "version": 2})
+    assert replicate(Replication(source, target)).docs_written == 1
+    assert target.get("settings:district")["version"] == 2
+    assert snapshot(target)["settings:district"] == snapshot(source)["settings:district"]
