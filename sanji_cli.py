@@ -158,6 +158,134 @@ def _wait_for_signal(thread=None) -> None:  # type: ignore[no-untyped-def]
         stop.wait(0.5)
 
 
+def _couch_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--couchdb-url", help=f"{what} 的地址, 带账号 (默认环境变量 COUCHDB_URL)")
+
+
+def _couch_url(args: argparse.Namespace) -> str | None:
+    url = getattr(args, "couchdb_url", None) or os.environ.get("COUCHDB_URL")
+    if not url:
+        print("请设置 COUCHDB_URL 或 --couchdb-url (带管理员账号)", file=sys.stderr)
+    return url
+
+
+def _topology_errors(run):  # type: ignore[no-untyped-def]
+    """Run a topology command; print a clear message and return 2 on a refused set-up."""
+    from core.errors import InvalidInput
+    from sync.errors import SyncError
+
+    try:
+        return run()
+    except (SyncError, ValueError, InvalidInput) as exc:
+        print(f"失败 / failed: {exc}", file=sys.stderr)
+        return 2
+
+
+def _print_report(report) -> None:  # type: ignore[no-untyped-def]
+    for change in report.changes:
+        print(f"  + {change}")
+    print(
+        f"已变更 {len(report.changes)} 项, 已就绪 {report.unchanged} 项 / "
+        f"{len(report.changes)} changed, {report.unchanged} already in place"
+    )
+
+
+def cmd_district_setup(args: argparse.Namespace) -> int:
+    """Create or check the district CouchDB's databases, security and design documents."""
+    from sync.topology import setup_district
+
+    url = _couch_url(args)
+    if not url:
+        return 2
+
+    def run() -> int:
+        _print_report(setup_district(url))
+        return 0
+
+    return _topology_errors(run)
+
+
+def cmd_district_add_node(args: argparse.Namespace) -> int:
+    """Create a township node's replication user on the district CouchDB."""
+    from urllib.parse import urlsplit
+
+    from sync.topology import add_node, node_username
+
+    url = _couch_url(args)
+    if not url:
+        return 2
+
+    def run() -> int:
+        password = add_node(url, args.township, reset=args.reset)
+        name = node_username(args.township.strip())
+        if password is None:
+            print(f"账号 {name} 已存在, 未改动 (要重设密码请加 --reset) / exists, unchanged")
+            return 0
+        base = urlsplit(args.public_url or url)
+        host = base.hostname or "127.0.0.1"
+        port = f":{base.port}" if base.port else ""
+        print(f"账号 / user: {name}")
+        print(f"密码 / password: {password}   (只显示这一次 / shown once)")
+        print(
+            f"镇街 setup 用 / for township setup: --district-url "
+            f"{base.scheme}://{name}:{password}@{host}{port}/"
+        )
+        if args.reset:
+            print("镇街节点需用新地址重新执行 sanji township setup / re-run township setup")
+        return 0
+
+    return _topology_errors(run)
+
+
+def cmd_township_setup(args: argparse.Namespace) -> int:
+    """Create or check the township CouchDB and its replications with the district."""
+    from sync.topology import setup_township
+
+    url = _couch_url(args)
+    if not url:
+        return 2
+
+    def run() -> int:
+        report = setup_township(url, args.code, args.district_url, self_url=args.self_url)
+        print("村: " + (", ".join(report.villages) or "(目录中尚无本镇街的村)"))
+        _print_report(report)
+        return 0
+
+    return _topology_errors(run)
+
+
+def cmd_township_apply_revocations(args: argparse.Namespace) -> int:
+    """Delete the kiosk users whose registration the directory marks revoked."""
+    from sync.topology import apply_revocations
+
+    url = _couch_url(args)
+    if not url:
+        return 2
+
+    def run() -> int:
+        deleted = apply_revocations(url)
+        print(f"已删除 {len(deleted)} 个终端账号 / deleted: " + (", ".join(deleted) or "-"))
+        return 0
+
+    return _topology_errors(run)
+
+
+def cmd_sync_status(args: argparse.Namespace) -> int:
+    """Print each replication's state, lag and last error; non-zero if any is failing."""
+    from sync.status import format_status, replication_status
+
+    url = _couch_url(args)
+    if not url:
+        return 2
+
+    def run() -> int:
+        rows = replication_status(url, max_scan=args.max_scan, full=args.full)
+        print(format_status(rows))
+        return 1 if any(row.failing for row in rows) else 0
+
+    return _topology_errors(run)
+
+
 def cmd_not_yet(args: argparse.Namespace) -> int:
     """A tier that later issues build."""
     print(f"`sanji {args.tier}` 尚未实现 (见 issue {args.issue}).", file=sys.stderr)
@@ -189,6 +317,21 @@ def build_parser() -> argparse.ArgumentParser:
     dsub.add_parser("load-demo", help="载入演示区县 (北碚区) 并发布目录").set_defaults(
         func=cmd_district_load_demo
     )
+    dsetup = dsub.add_parser(
+        "setup", help="建立或检查区级 CouchDB 的数据库、权限和设计文档 (可重复执行)"
+    )
+    _couch_option(dsetup, "区级 CouchDB (管理员)")
+    dsetup.set_defaults(func=cmd_district_setup)
+    node = dsub.add_parser(
+        "add-node", help="为一个镇街节点建立区级 CouchDB 复制账号, 只打印一次密码"
+    )
+    node.add_argument("--township", required=True, help="镇街的12位区划代码")
+    node.add_argument("--reset", action="store_true", help="账号已存在时重设密码")
+    node.add_argument(
+        "--public-url", help="镇街访问区级 CouchDB 的地址 (默认 COUCHDB_URL 的主机和端口)"
+    )
+    _couch_option(node, "区级 CouchDB (管理员)")
+    node.set_defaults(func=cmd_district_add_node)
 
     couch = tiers.add_parser(
         "couch", help="运行开发用的 CouchDB 替身 pouchdb-server (不可用于生产)"
@@ -197,12 +340,49 @@ def build_parser() -> argparse.ArgumentParser:
     couch.add_argument("--password", default="sanji-dev", help="管理员 admin 的密码")
     couch.set_defaults(func=cmd_couch)
 
-    for tier, issue, text in (
-        ("township", "#5", "镇街便民服务中心节点"),
-        ("kiosk", "#4", "村便民服务站终端"),
-    ):
-        p = tiers.add_parser(tier, help=f"{text} (尚未实现)")
-        p.set_defaults(func=cmd_not_yet, tier=tier, issue=issue)
+    township = tiers.add_parser("township", help="镇街便民服务中心节点 (CouchDB 拓扑; 控制台见 #5)")
+    tsub = township.add_subparsers(dest="action", required=True)
+    tsetup = tsub.add_parser(
+        "setup",
+        help="建立或检查本镇街 CouchDB 的数据库、权限、设计文档和持续复制 (可重复执行)",
+    )
+    tsetup.add_argument("--code", required=True, help="本镇街的12位区划代码")
+    tsetup.add_argument(
+        "--district-url",
+        required=True,
+        help="区级 CouchDB 地址, 带本节点账号 (sanji district add-node 打印的那个)",
+    )
+    tsetup.add_argument(
+        "--self-url",
+        help="本服务器访问自己的地址, 带管理员账号 (默认 COUCHDB_URL)",
+    )
+    _couch_option(tsetup, "本镇街的 CouchDB (管理员)")
+    tsetup.set_defaults(func=cmd_township_setup)
+    revoke = tsub.add_parser("apply-revocations", help="删除目录中已吊销注册的村终端账号")
+    _couch_option(revoke, "本镇街的 CouchDB (管理员)")
+    revoke.set_defaults(func=cmd_township_apply_revocations)
+
+    sync = tiers.add_parser("sync", help="复制 (同步) 工具")
+    ssub = sync.add_subparsers(dest="action", required=True)
+    status = ssub.add_parser(
+        "status", help="列出本服务器每个复制任务的状态、滞后和最近错误; 有出错的返回非零"
+    )
+    status.add_argument(
+        "--max-scan",
+        type=int,
+        default=10_000,
+        help="计算滞后时每个复制最多查看的变更数 (默认 10000)",
+    )
+    status.add_argument(
+        "--full",
+        action="store_true",
+        help="从头比较而不从检查点开始, 也数出目标拒收或丢失的文档 (较慢)",
+    )
+    _couch_option(status, "要检查的 CouchDB (管理员)")
+    status.set_defaults(func=cmd_sync_status)
+
+    kiosk = tiers.add_parser("kiosk", help="村便民服务站终端 (尚未实现)")
+    kiosk.set_defaults(func=cmd_not_yet, tier="kiosk", issue="#4")
     return parser
 
 

@@ -18,9 +18,21 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from sync.design import CASE_TYPES, KIOSK_TYPES, UPWARD_TYPES
 from sync.errors import BadRequest, DocNotFound
 
-__all__ = ["FILTERS", "FilterFunction", "get_filter", "register"]
+__all__ = [
+    "FILTERS",
+    "FilterFunction",
+    "get_filter",
+    "register",
+    "data",
+    "by_township",
+    "upward",
+    "from_village",
+    "for_village",
+    "village_agents",
+]
 
 FilterFunction = Callable[[dict[str, Any], Mapping[str, str]], bool]
 """``(doc, query_params) -> passes``."""
@@ -60,3 +72,70 @@ def get_filter(name: str) -> FilterFunction:
         raise DocNotFound(
             f"missing filter function {name!r}: no such filter is registered in sync.filters"
         ) from None
+
+
+# --- the deployment's filters: Python twins of the JavaScript in sync.design -------------------
+# Same names, same decisions (tests/unit/test_design.py runs each pair over the same documents).
+# A parameter that is missing or empty passes nothing, as in JavaScript (``!!""`` is false).
+
+
+def _is_design(doc: dict[str, Any]) -> bool:
+    return str(doc.get("_id", "")).startswith("_design/")
+
+
+def _param(query_params: Mapping[str, str], name: str) -> str:
+    """A query parameter as the JavaScript reads it: ``String(value)``, missing is ``""``."""
+    value = query_params.get(name)
+    return "" if value is None else str(value)
+
+
+@register("sanji/data")
+def data(doc: dict[str, Any], query_params: Mapping[str, str]) -> bool:
+    """Every document but design documents (catalogue and settings going down)."""
+    return not _is_design(doc)
+
+
+@register("sanji/by_township")
+def by_township(doc: dict[str, Any], query_params: Mapping[str, str]) -> bool:
+    """Documents whose ``township`` is ``?township=``."""
+    township = _param(query_params, "township")
+    return bool(township) and doc.get("township") == township
+
+
+@register("sanji/upward")
+def upward(doc: dict[str, Any], query_params: Mapping[str, str]) -> bool:
+    """Upward types of ``?township=`` (by ``township`` or by ``origin.unit``)."""
+    township = _param(query_params, "township")
+    if not township or doc.get("type") not in UPWARD_TYPES:
+        return False
+    origin = doc.get("origin")
+    return doc.get("township") == township or (
+        isinstance(origin, dict) and origin.get("unit") == township
+    )
+
+
+@register("sanji/from_village")
+def from_village(doc: dict[str, Any], query_params: Mapping[str, str]) -> bool:
+    """What a kiosk writes (case, case_event, kiosk_status) of ``?village=``."""
+    village = _param(query_params, "village")
+    return bool(village) and doc.get("village") == village and doc.get("type") in KIOSK_TYPES
+
+
+@register("sanji/for_village")
+def for_village(doc: dict[str, Any], query_params: Mapping[str, str]) -> bool:
+    """The case documents of ``?village=``."""
+    village = _param(query_params, "village")
+    return bool(village) and doc.get("village") == village and doc.get("type") in CASE_TYPES
+
+
+@register("sanji/village_agents")
+def village_agents(doc: dict[str, Any], query_params: Mapping[str, str]) -> bool:
+    """The village agents' accounts of ``?village=`` and the village's and township's units."""
+    village = _param(query_params, "village")
+    if not village:
+        return False
+    if doc.get("type") == "account":
+        return doc.get("village") == village and doc.get("role") == "village_agent"
+    if doc.get("type") == "unit":
+        return doc.get("code") in (village, village[:9] + "000")
+    return False
