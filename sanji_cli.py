@@ -35,6 +35,7 @@ def cmd_district_load_demo(args: argparse.Namespace) -> int:
     from central.demo import load_demo
     from central.services import outbox
     from central.services.publish import publish
+    from central.services.resync import resync_directory
     from sync.couch import connect
 
     settings = _district_settings(args)
@@ -51,10 +52,40 @@ def cmd_district_load_demo(args: argparse.Namespace) -> int:
     server = connect(settings.couchdb_url, timeout=settings.couch_timeout)
     outbox.flush(sessions, lambda: server)
     with sessions() as session:
+        resync_directory(session, server)
         result = publish(session, server, "admin")
     print("演示数据: " + ", ".join(f"{k} +{v}" for k, v in added.items()))
     print(f"目录版本: {result.version}" + (" (新发布)" if result.created else " (无变化)"))
     return 0
+
+
+def cmd_district_resync(args: argparse.Namespace) -> int:
+    """Rewrite what CouchDB lacks of the directory, settings and the published catalogue."""
+    from central.db import make_engine, make_sessionmaker, migrate
+    from central.services.publish import restore_published
+    from central.services.resync import resync_directory
+    from sync.couch import connect
+
+    settings = _district_settings(args)
+    if not settings.couchdb_url:
+        print("请设置 COUCHDB_URL", file=sys.stderr)
+        return 2
+    migrate(settings.database_url)
+    sessions = make_sessionmaker(make_engine(settings.database_url))
+    server = connect(settings.couchdb_url, timeout=settings.couch_timeout)
+    with sessions() as session:
+        written = resync_directory(session, server)
+        catalogue = restore_published(session, server)
+    print(f"已补写 {written} 个目录/设置文档")
+    print(
+        {
+            "intact": "已发布目录完整",
+            "rewritten": "已重新写入最新发布的目录版本",
+            "none": "目录尚未发布",
+            "changed": "最新发布的目录版本已丢失且事项已修改: 请重新发布目录",
+        }[catalogue]
+    )
+    return 1 if catalogue == "changed" else 0
 
 
 def cmd_district_serve(args: argparse.Namespace) -> int:
@@ -84,6 +115,29 @@ def cmd_couch(args: argparse.Namespace) -> int:
     return 0
 
 
+DEMO_TOWNSHIPS = ("500109110000", "500109001000")
+"""静观镇 and 天生街道: the townships whose (fictitious) demo villages the demo district has."""
+
+
+def _demo_node_url(var: Path, district_url: str, township: str) -> str:
+    """The district URL with township ``township``'s node credentials (kept under var/)."""
+    import json
+    from urllib.parse import quote, urlsplit, urlunsplit
+
+    from sync.topology import add_node, node_username
+
+    store = var / "couch" / "nodes.json"
+    passwords = json.loads(store.read_text()) if store.exists() else {}
+    if township not in passwords:
+        passwords[township] = add_node(district_url, township, reset=True)
+        store.write_text(json.dumps(passwords, indent=1))
+        store.chmod(0o600)
+    parts = urlsplit(district_url)
+    user = quote(node_username(township), safe="")
+    netloc = f"{user}:{quote(passwords[township], safe='')}@{parts.hostname}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Bring up the demo network and print where everything is."""
     import threading
@@ -92,21 +146,31 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     from central.app import create_app
     from central.demo import DEMO_LOGINS
+    from sync.devserver import PouchServer
+    from sync.topology import setup_district, setup_township
 
     var = Path(os.environ.get("SANJI_VAR", ROOT / "var"))
     var.mkdir(parents=True, exist_ok=True)
-    server = None
-    if not os.environ.get("COUCHDB_URL"):
-        from sync.devserver import PouchServer
+    servers: list[PouchServer] = []
 
+    def dev_server(name: str, port: int) -> PouchServer:
         server = PouchServer(
-            data_dir=var / "couch" / "district", password=args.couch_password
+            data_dir=var / "couch" / name / "data", password=args.couch_password, port=port
         ).start()
-        os.environ["COUCHDB_URL"] = server.url
+        servers.append(server)
+        return server
+
     try:
-        args.couchdb_url = os.environ["COUCHDB_URL"]
+        district_url = os.environ.get("COUCHDB_URL") or dev_server("district", args.couch_port).url
+        args.couchdb_url = district_url
         if cmd_district_load_demo(args) != 0:
             return 1
+        setup_district(district_url)
+        townships = {}
+        for offset, code in enumerate(DEMO_TOWNSHIPS, start=1):
+            township = dev_server(code, args.couch_port + offset)
+            setup_township(township.url, code, _demo_node_url(var, district_url, code))
+            townships[code] = township
         settings = _district_settings(args)
         config = uvicorn.Config(
             create_app(settings), host=args.host, port=args.port, log_level="warning"
@@ -116,14 +180,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
         thread.start()
         while not web.started and thread.is_alive():
             thread.join(0.1)
-        couch_shown = server.base_url if server else _hide_password(os.environ["COUCHDB_URL"])
         print()
         print("三级四务 演示网络已启动 (Ctrl+C 停止)")
-        print(f"  区级管理端   http://{args.host}:{args.port}/")
-        print(f"  区级 CouchDB {couch_shown}" + ("  (pouchdb-server, 仅供开发)" if server else ""))
-        print(f"  API 文档     http://{args.host}:{args.port}/api/v1/schema")
-        print(f"  Open311      http://{args.host}:{args.port}/open311/v2/services.json")
-        print("  镇街节点和村终端: 尚未实现 (见 issue #4、#5)")
+        print(f"  区级管理端     http://{args.host}:{args.port}/")
+        print(f"  API 文档       http://{args.host}:{args.port}/api/v1/schema")
+        print(f"  Open311        http://{args.host}:{args.port}/open311/v2/services.json")
+        print(f"  区级 CouchDB   {_hide_password(district_url)}")
+        for code, township in townships.items():
+            print(f"  镇街 CouchDB   {township.base_url}  ({code})")
+        if servers:
+            print(f"  (CouchDB 为开发用 pouchdb-server, 管理员 admin / {args.couch_password})")
+        print("  复制状态:")
+        for url in [district_url] + [t.url for t in townships.values()]:
+            print(f"    .venv/bin/sanji sync status --couchdb-url {url}")
+        print("  镇街控制台和村终端: 尚未实现 (见 issue #4、#5)")
         print("  登录账号:")
         for username, password, what in DEMO_LOGINS:
             print(f"    {what:<12} {username:<12} {password}")
@@ -132,7 +202,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         web.should_exit = True
         thread.join(10)
     finally:
-        if server is not None:
+        for server in reversed(servers):
             server.stop()
     return 0
 
@@ -303,6 +373,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--host", default="127.0.0.1", help="监听地址 (默认 127.0.0.1)")
     demo.add_argument("--port", type=int, default=8000, help="区级服务器端口 (默认 8000)")
     demo.add_argument("--couch-password", default="sanji-dev", help="开发用 CouchDB 管理员密码")
+    demo.add_argument(
+        "--couch-port",
+        type=int,
+        default=5984,
+        help="区级 CouchDB 端口; 镇街依次加1 (默认 5984, 5985, 5986)",
+    )
     demo.set_defaults(func=cmd_demo)
 
     district = tiers.add_parser("district", help="区级服务器")
@@ -314,6 +390,9 @@ def build_parser() -> argparse.ArgumentParser:
     dsub.add_parser("migrate", help="把数据库升级到最新结构 (alembic upgrade head)").set_defaults(
         func=cmd_district_migrate
     )
+    dsub.add_parser(
+        "resync", help="按数据库补写 CouchDB 中缺失或不一致的目录、设置和已发布目录"
+    ).set_defaults(func=cmd_district_resync)
     dsub.add_parser("load-demo", help="载入演示区县 (北碚区) 并发布目录").set_defaults(
         func=cmd_district_load_demo
     )

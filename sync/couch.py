@@ -23,6 +23,7 @@ from sync.errors import (
 )
 
 __all__ = [
+    "AnswerCutOff",
     "connect",
     "couch_errors",
     "ensure_database",
@@ -37,9 +38,43 @@ __all__ = [
 _UNAVAILABLE_STATUSES = frozenset({502, 503, 504})
 
 
+class AnswerCutOff(http.client.HTTPException):
+    """The connection closed in the middle of an answer's header block."""
+
+
+class _FramedResponse(http.client.HTTPResponse):
+    """An HTTP answer that refuses to be read when its header block was cut off.
+
+    http.client takes the end of the stream for the end of the headers, so a link closed (FIN)
+    in the middle of them gives an answer without Content-Length: couchdb-python then reads an
+    empty body as a success, or trips over the missing Content-Type with a TypeError (probed
+    with tests/tcpproxy.py). CouchDB and pouchdb-server frame every HTTP/1.1 answer
+    (Content-Length or chunked) unless they say ``Connection: close``, so an unframed
+    keep-alive answer was cut short: AnswerCutOff, which couch_errors maps to CouchUnavailable.
+    """
+
+    def begin(self) -> None:
+        super().begin()
+        closing = "close" in (self.getheader("connection") or "").lower()
+        if self.version == 11 and self.length is None and not self.chunked and not closing:
+            raise AnswerCutOff(f"answer {self.status} cut off in its headers")
+
+
+class _FramedConnectionPool(couch_http.ConnectionPool):
+    """couchdb-python's connection pool, its connections reading ``_FramedResponse``s."""
+
+    def get(self, url: str) -> http.client.HTTPConnection:
+        conn: http.client.HTTPConnection = super().get(url)
+        conn.response_class = _FramedResponse
+        return conn
+
+
 def connect(url: str, timeout: float = 10.0) -> couchdb.Server:
-    """Return a couchdb.Server for ``url`` (credentials may be in it) whose sockets time out."""
-    return couchdb.Server(url, session=couch_http.Session(timeout=timeout))
+    """Return a couchdb.Server for ``url`` (credentials may be in it) whose sockets time out
+    and whose answers cut off by a dropped link raise (CouchUnavailable in couch_errors)."""
+    session = couch_http.Session(timeout=timeout)
+    session.connection_pool = _FramedConnectionPool(timeout)
+    return couchdb.Server(url, session=session)
 
 
 def _error_and_reason(detail: Any) -> tuple[str, str]:
@@ -56,8 +91,9 @@ def _error_and_reason(detail: Any) -> tuple[str, str]:
 def couch_errors(*, every_status: bool = False) -> Iterator[None]:
     """Translate couchdb-python and socket errors raised in the block into SyncError kinds.
 
-    401/403 become CouchRejected, 409 CouchConflict, refused or timed-out connections (and
-    502/503/504) CouchUnavailable; other HTTP errors (404, 400, 500) pass through unchanged,
+    401/403 become CouchRejected, 409 CouchConflict, refused, reset or timed-out connections,
+    answers cut short (IncompleteRead, BadStatusLine, AnswerCutOff) and 502/503/504
+    CouchUnavailable; other HTTP errors (404, 400, 500) pass through unchanged,
     unless ``every_status`` is set: then 404 becomes DocNotFound, 400 and 412 BadRequest (and
     pouchdb-server's 500 ``doc_validation``), 413 RequestTooLarge, any other status SyncError.
     """

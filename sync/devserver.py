@@ -72,12 +72,15 @@ class PouchServer:
         admin: str = "admin",
         password: str | None = None,
         start_timeout: float = 20.0,
+        port: int | None = None,
     ) -> None:
         self.executable = find_pouchdb_server(root or project_root())
         self.data_dir = data_dir.resolve() if data_dir is not None else None
         self.admin = admin
         self.password = password or secrets.token_urlsafe(16)
         self.start_timeout = start_timeout
+        self.fixed_port = port
+        """A port to listen on (the demo's fixed addresses); None: a free one."""
         self.port = 0
         self.work_dir: Path | None = None
         self.process: subprocess.Popen[bytes] | None = None
@@ -114,13 +117,13 @@ class PouchServer:
             storage = ["-d", str(self.data_dir)]
         try:
             for attempt in range(3):
-                self.port = _free_port()
+                self.port = self.fixed_port or _free_port()
                 self._spawn(storage)
                 if self._wait_until_answering():
                     break
                 log = self.log_tail()
                 self.process = None
-                if "EADDRINUSE" not in log or attempt == 2:
+                if "EADDRINUSE" not in log or attempt == 2 or self.fixed_port:
                     raise RuntimeError(f"pouchdb-server did not start; last log lines:\n{log}")
             self._ensure_admin()
         except BaseException:

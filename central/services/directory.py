@@ -11,7 +11,18 @@ from central.db.models import Account, KioskRegistration, Unit
 from central.services.outbox import enqueue
 from core.hierarchy import township_of
 
-__all__ = ["publish_unit", "publish_account", "publish_registration", "publish_settings"]
+__all__ = [
+    "DIRECTORY",
+    "SETTINGS",
+    "unit_doc",
+    "account_doc",
+    "registration_doc",
+    "settings_doc",
+    "publish_unit",
+    "publish_account",
+    "publish_registration",
+    "publish_settings",
+]
 
 DIRECTORY = "directory"
 SETTINGS = "settings"
@@ -27,71 +38,75 @@ def _scope(code: str) -> dict[str, str | None]:
     return {"township": township, "village": code if township and code != township else None}
 
 
+def unit_doc(unit: Unit) -> dict[str, Any]:
+    """The unit's directory document."""
+    return {
+        "_id": f"unit:{unit.code}",
+        "type": "unit",
+        "code": unit.code,
+        "name": unit.name,
+        "level": unit.level,
+        "parent": unit.parent_code,
+        "demo": unit.demo,
+        **_scope(unit.code),
+        "updated_at": _stamp(),
+    }
+
+
+def account_doc(account: Account) -> dict[str, Any]:
+    """The account's directory document (the password hash only, never a password)."""
+    return {
+        "_id": f"account:{account.username}",
+        "type": "account",
+        "username": account.username,
+        "display_name": account.display_name,
+        "role": account.role,
+        "unit": account.unit_code,
+        "password_hash": account.password_hash,
+        "disabled": account.disabled,
+        **_scope(account.unit_code),
+        "updated_at": _stamp(),
+    }
+
+
+def registration_doc(reg: KioskRegistration) -> dict[str, Any]:
+    """A kiosk registration's directory document (the enrolment code hashed)."""
+    return {
+        "_id": f"kiosk_registration:{reg.id}",
+        "type": "kiosk_registration",
+        "registration": reg.id,
+        "label": reg.label,
+        "code_hash": reg.code_hash,
+        "issued_at": reg.issued_at.isoformat(timespec="seconds"),
+        "expires_at": reg.expires_at.isoformat(timespec="seconds"),
+        "revoked": reg.revoked_at is not None,
+        "revoked_at": reg.revoked_at.isoformat(timespec="seconds") if reg.revoked_at else None,
+        "revoked_reason": reg.revoked_reason,
+        **_scope(reg.village_code),
+        "updated_at": _stamp(),
+    }
+
+
+def settings_doc(body: dict[str, Any]) -> dict[str, Any]:
+    """The district-wide settings document (calendar and SLA thresholds)."""
+    return {"_id": "settings:district", "type": "settings", **body, "updated_at": _stamp()}
+
+
 def publish_unit(session: Session, unit: Unit) -> None:
     """Queue the unit's directory document."""
-    enqueue(
-        session,
-        DIRECTORY,
-        {
-            "_id": f"unit:{unit.code}",
-            "type": "unit",
-            "code": unit.code,
-            "name": unit.name,
-            "level": unit.level,
-            "parent": unit.parent_code,
-            "demo": unit.demo,
-            **_scope(unit.code),
-            "updated_at": _stamp(),
-        },
-    )
+    enqueue(session, DIRECTORY, unit_doc(unit))
 
 
 def publish_account(session: Session, account: Account) -> None:
-    """Queue the account's directory document (the password hash only, never a password)."""
-    enqueue(
-        session,
-        DIRECTORY,
-        {
-            "_id": f"account:{account.username}",
-            "type": "account",
-            "username": account.username,
-            "display_name": account.display_name,
-            "role": account.role,
-            "unit": account.unit_code,
-            "password_hash": account.password_hash,
-            "disabled": account.disabled,
-            **_scope(account.unit_code),
-            "updated_at": _stamp(),
-        },
-    )
+    """Queue the account's directory document."""
+    enqueue(session, DIRECTORY, account_doc(account))
 
 
 def publish_registration(session: Session, reg: KioskRegistration) -> None:
-    """Queue a kiosk registration's directory document (the enrolment code hashed)."""
-    enqueue(
-        session,
-        DIRECTORY,
-        {
-            "_id": f"kiosk_registration:{reg.id}",
-            "type": "kiosk_registration",
-            "registration": reg.id,
-            "label": reg.label,
-            "code_hash": reg.code_hash,
-            "issued_at": reg.issued_at.isoformat(timespec="seconds"),
-            "expires_at": reg.expires_at.isoformat(timespec="seconds"),
-            "revoked": reg.revoked_at is not None,
-            "revoked_at": reg.revoked_at.isoformat(timespec="seconds") if reg.revoked_at else None,
-            "revoked_reason": reg.revoked_reason,
-            **_scope(reg.village_code),
-            "updated_at": _stamp(),
-        },
-    )
+    """Queue a kiosk registration's directory document."""
+    enqueue(session, DIRECTORY, registration_doc(reg))
 
 
 def publish_settings(session: Session, body: dict[str, Any]) -> None:
-    """Queue the district-wide settings document (calendar and SLA thresholds)."""
-    enqueue(
-        session,
-        SETTINGS,
-        {"_id": "settings:district", "type": "settings", **body, "updated_at": _stamp()},
-    )
+    """Queue the district-wide settings document."""
+    enqueue(session, SETTINGS, settings_doc(body))

@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from central.db.models import CatalogueVersion, OutboxDoc, Unit
 from central.services import accounts, catalogue, district_settings, hierarchy, kiosks, outbox
-from central.services.publish import manifest_doc_id, publish
+from central.services.publish import manifest_doc_id, publish, restore_published
+from central.services.resync import resync_directory
 from core.errors import Conflict, InvalidInput
 from sync.couch import connect, ensure_database, save_document
 from sync.errors import CouchRejected
@@ -236,3 +237,29 @@ def test_settings_document_and_provisional_years(
     assert doc["calendar"]["announced_years"] == [2027]
     assert doc["calendar"]["exceptions"][0]["day"] == "2027-02-20"
     assert doc["sla"] == {"yellow_remaining_days": 3, "yellow_elapsed_ratio": 0.75}
+
+
+def test_resync_rewrites_what_couchdb_lost(sessions: sessionmaker[Session], couch_url: str) -> None:
+    server = connect(couch_url)
+    with sessions() as session:
+        _seed(session)
+        catalogue.create_item(session, _item("500109ZW0001", "高龄津贴申请"), "admin")
+        publish(session, server, "admin")
+    outbox.flush(sessions, lambda: server)
+    with sessions() as session:
+        assert resync_directory(session, server) == 1  # the default settings, never written yet
+        assert resync_directory(session, server) == 0  # nothing lost: nothing written
+        assert restore_published(session, server) == "intact"
+    for name in ("directory", "settings", "catalogue"):
+        del server[name]
+    with sessions() as session:
+        assert resync_directory(session, server) == 4  # three units and the settings
+        assert restore_published(session, server) == "rewritten"
+        assert resync_directory(session, server) == 0
+    assert server["directory"]["unit:500109110201"]["parent"] == "500109110000"
+    manifest = server["catalogue"][manifest_doc_id(1)]
+    assert [i["code"] for i in manifest["items"]] == ["500109ZW0001"]
+    del server["catalogue"]
+    with sessions() as session:
+        catalogue.set_retired(session, "500109ZW0001", True, "admin")
+        assert restore_published(session, server) == "changed"
