@@ -19,6 +19,7 @@ from litestar.template.config import TemplateConfig
 
 from central.db import make_engine, make_sessionmaker
 from central.services import outbox
+from central.services.read_model import project_district
 from central.settings import Settings
 from central.web import api, open311, ui
 from central.web.errors import exception_handlers
@@ -29,7 +30,7 @@ __all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
 WEB = Path(__file__).resolve().parent / "web"
-FLUSH_INTERVAL = 15.0
+BACKGROUND_INTERVAL = 10.0
 
 
 class Couch:
@@ -49,15 +50,25 @@ def flush_outbox(state: State) -> int:
     return outbox.flush(state.sessions, state.couch.server)
 
 
+def _background(state: State) -> None:
+    """What the server does every few seconds: flush the outbox, follow the `district` db."""
+    for step in (flush_outbox, _project):
+        try:
+            step(state)
+        except Exception:  # keep going; one failing step must not stop the loop
+            log.exception("background step %s failed", step.__name__)
+
+
+def _project(state: State) -> None:
+    project_district(state.sessions, state.couch.server())
+
+
 @contextlib.asynccontextmanager
-async def _retry_outbox(app: Litestar) -> AsyncIterator[None]:
+async def _background_loop(app: Litestar) -> AsyncIterator[None]:
     async def loop() -> None:
         while True:
-            try:
-                await asyncio.to_thread(flush_outbox, app.state)
-            except Exception:  # keep retrying; a broken write must not stop the loop
-                log.exception("outbox flush failed")
-            await asyncio.sleep(FLUSH_INTERVAL)
+            await asyncio.to_thread(_background, app.state)
+            await asyncio.sleep(BACKGROUND_INTERVAL)
 
     task = asyncio.create_task(loop())
     try:
@@ -103,7 +114,7 @@ def create_app(settings: Settings) -> Litestar:
             title="Sanji district API", version="1", path="/api/v1/schema"
         ),
         exception_handlers=exception_handlers,
-        lifespan=[_retry_outbox],
+        lifespan=[_background_loop],
         request_max_body_size=max(settings.max_template_bytes, settings.max_csv_bytes)
         + 1024 * 1024,
         debug=settings.debug,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import select
@@ -10,11 +10,17 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from central.db.models import CatalogueVersion, OutboxDoc, Unit
 from central.services import accounts, catalogue, district_settings, hierarchy, kiosks, outbox
+from central.services.catalogue import parse_item
 from central.services.publish import manifest_doc_id, publish, restore_published
+from central.services.read_model import project_district
 from central.services.resync import resync_directory
+from core.cases import Origin, Person, case_to_doc, new_case
+from core.catalogue import Mode
+from core.clock import HlcClock
 from core.errors import Conflict, InvalidInput
 from sync.couch import connect, ensure_database, save_document
 from sync.errors import CouchRejected
+from sync.readmodel import CaseRow
 from tests.conftest import CouchUnderTest
 
 CLOSED_PORT_URL = "http://admin:x@127.0.0.1:9/"
@@ -263,3 +269,34 @@ def test_resync_rewrites_what_couchdb_lost(sessions: sessionmaker[Session], couc
     with sessions() as session:
         catalogue.set_retired(session, "500109ZW0001", True, "admin")
         assert restore_published(session, server) == "changed"
+
+
+def test_the_district_read_model_follows_the_district_database(
+    sessions: sessionmaker[Session], couch_url: str
+) -> None:
+    server = connect(couch_url)
+    assert project_district(sessions, server) is None  # no `district` database yet: no harm
+    item = parse_item(_item("500109ZW0004", "高龄津贴申请"))
+    origin = Origin("500109110201", "k7f3a9xq")
+    clock = HlcClock(origin.key, lambda: 1_796_000_000_000)
+    case = new_case(
+        origin=origin,
+        counter=1,
+        hlc=clock.tick(),
+        wall_time=datetime(2026, 11, 30, 2, 0, tzinfo=UTC),
+        author="jg.v201",
+        village="500109110201",
+        township="500109110000",
+        item=item,
+        catalogue_version=1,
+        applicant=Person(name="王大爷", id_number="500109193805120013", phone="13800000000"),
+        mode=Mode.AGENCY,
+        handling_unit="500109110000",
+    )
+    save_document(ensure_database(server, "district"), case_to_doc(case))
+    result = project_district(sessions, server)
+    assert result is not None and result.cases_projected == 1
+    with sessions() as session:
+        row = session.get(CaseRow, case.id)
+        assert row is not None and row.applicant_id_masked == "500109********0013"
+        assert row.kind == "government" and row.village == "500109110201"
