@@ -67,9 +67,16 @@ Where pouchdb-server 4.2 and CouchDB 3 differ, and what this adapter does about 
   it.
 * ``max_document_size``: CouchDB 8 MB, pouchdb 4 GiB; both answer 413 → RequestTooLarge. A
   server may also close the connection on a large body before answering: CouchUnavailable.
-* Request bodies may be gzipped (``gzip=True``): ``Content-Encoding: gzip`` on ``_bulk_docs``
-  and ``_revs_diff`` POSTs. CouchDB inflates request bodies, pouchdb-server's body-parser too
-  (verified by the contract tests).
+* Request bodies may be gzipped (``gzip=True``): ``Content-Encoding: gzip`` on ``_bulk_docs``,
+  ``_revs_diff``, ``_bulk_get`` and ``_changes`` (``doc_ids``) POSTs of 512 B or more. CouchDB
+  inflates request bodies, pouchdb-server's body-parser too (verified by the contract tests
+  and tests/integration/test_pouchdb_peer.py).
+* With ``gzip=True`` the read-only bulk calls (``_changes``, ``_bulk_get``, ``open_revs``,
+  ``_revs_diff``) also send ``Accept-Encoding: gzip``, as PouchDB does: pouchdb-server
+  (express ``compression``) gzips answers of 1 KB and more, a pull then receives about a
+  tenth of the bytes (benchmarks/README.md). CouchDB 3 itself answers plain JSON (a
+  compressing reverse proxy in front of it would gzip). couchdb-python cannot read a gzipped
+  *error* answer; such a read is asked again once without ``Accept-Encoding``.
 """
 
 from __future__ import annotations
@@ -77,6 +84,7 @@ from __future__ import annotations
 import gzip as gzip_module
 import json
 import re
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 from urllib.parse import urlencode
@@ -183,8 +191,10 @@ class RemoteDatabase:
         """Address database ``name`` on ``server`` (a URL, credentials may be in it, or a
         ``couchdb.Server``, whose own session and timeout are then used); no request is sent.
 
-        ``gzip`` compresses ``_bulk_docs`` and ``_revs_diff`` bodies; ``use_bulk_get=False``
-        fetches revisions with ``open_revs`` GETs instead of ``_bulk_get``."""
+        ``gzip`` compresses the bodies of the bulk calls and accepts gzipped answers to the
+        bulk reads; ``use_bulk_get=False`` fetches revisions with ``open_revs`` GETs
+        instead of ``_bulk_get``. Safe to call from two threads at once (the replicator reads
+        the next batch while it writes one)."""
         self.server = server if isinstance(server, couchdb.Server) else connect(server, timeout)
         self.name = name
         self.resource: couch_http.Resource = self.server.resource(name)
@@ -192,8 +202,11 @@ class RemoteDatabase:
         self.use_bulk_get = use_bulk_get
         self.bytes_sent = 0
         """Request body bytes sent so far, as on the wire (after gzip); headers not counted."""
+        self.bytes_received = 0
+        """Answer body bytes received so far, as on the wire (before gunzip); no headers."""
         self.requests_sent = 0
         """HTTP requests sent so far."""
+        self._counting = threading.Lock()
         self._identity: str | None = None
         self._known_filters: set[str] = set()
 
@@ -210,10 +223,15 @@ class RemoteDatabase:
         body: Any = None,
         *,
         compress: bool = False,
+        gzip_answer: bool = False,
         accept: str = "application/json",
         root: bool = False,
     ) -> tuple[int, Any, bytes]:
-        """One request; returns (status, headers, raw body). Raises couchdb.http errors."""
+        """One request; returns (status, headers, raw body, gunzipped if it came gzipped).
+        Raises couchdb.http errors.
+
+        ``compress`` gzips the body, ``gzip_answer`` accepts a gzipped answer (read-only
+        calls only: a gzipped error answer makes it ask again), both only with ``gzip=True``."""
         base = self.server.resource.url if root else self.resource.url
         url = couch_http.urljoin(base, *path)
         query = [(k, "true" if v is True else str(v)) for k, v in params if v is not None]
@@ -227,13 +245,30 @@ class RemoteDatabase:
             if compress and self.gzip and len(data) >= GZIP_MIN_BYTES:
                 data = gzip_module.compress(data, compresslevel=6)
                 headers["Content-Encoding"] = "gzip"
-            self.bytes_sent += len(data)
-        self.requests_sent += 1
-        status, response_headers, stream = self.resource.session.request(
-            method, url, body=data, headers=headers, credentials=self.resource.credentials
-        )
+        if gzip_answer and self.gzip:
+            headers["Accept-Encoding"] = "gzip"
+        while True:
+            self._count(requests=1, sent=len(data) if data is not None else 0)
+            try:
+                status, response_headers, stream = self.resource.session.request(
+                    method, url, body=data, headers=headers, credentials=self.resource.credentials
+                )
+                break
+            except UnicodeDecodeError:  # couchdb-python could not read a gzipped error answer
+                if headers.pop("Accept-Encoding", None) is None:
+                    raise
         raw = stream.read() if stream is not None else b""
+        self._count(received=len(raw))
+        if response_headers is not None and response_headers.get("Content-Encoding") == "gzip":
+            raw = gzip_module.decompress(raw)
         return status, response_headers, raw
+
+    def _count(self, *, requests: int = 0, sent: int = 0, received: int = 0) -> None:
+        """Add to the counters (under a lock: two threads may share this database)."""
+        with self._counting:
+            self.requests_sent += requests
+            self.bytes_sent += sent
+            self.bytes_received += received
 
     def _json(
         self,
@@ -243,11 +278,14 @@ class RemoteDatabase:
         body: Any = None,
         *,
         compress: bool = False,
+        gzip_answer: bool = False,
         root: bool = False,
     ) -> Any:
         """One JSON request with every error status mapped to a SyncError kind."""
         with couch_errors(every_status=True):
-            _, _, raw = self._send(method, path, params, body, compress=compress, root=root)
+            _, _, raw = self._send(
+                method, path, params, body, compress=compress, gzip_answer=gzip_answer, root=root
+            )
         return json.loads(raw) if raw else None
 
     # -- the Database protocol -------------------------------------------------------------
@@ -309,7 +347,7 @@ class RemoteDatabase:
                 return []
         wanted = "all" if revs == "all" else json.dumps(revs)
         params = [("revs", True), ("open_revs", wanted), ("attachments", attachments or None)]
-        answer = self._json("GET", _doc_path(doc_id), params)
+        answer = self._json("GET", _doc_path(doc_id), params, gzip_answer=True)
         if revs == "all":
             return answer
         # CouchDB lists the found revisions first, then the missing; pouchdb keeps the order
@@ -364,7 +402,7 @@ class RemoteDatabase:
                     )
                 params.append((key, value))
             self._check_filter(filter)
-        page = self._json(method, ["_changes"], params, body)
+        page = self._json(method, ["_changes"], params, body, compress=True, gzip_answer=True)
         return {
             "results": [_change_row(row) for row in page["results"]],
             "last_seq": page["last_seq"],
@@ -398,7 +436,8 @@ class RemoteDatabase:
                 _check_rev(rev)
         if not asked:
             return {}
-        answer = self._json("POST", ["_revs_diff"], (), asked, compress=True) or {}
+        answer = self._json("POST", ["_revs_diff"], (), asked, compress=True, gzip_answer=True)
+        answer = answer or {}
         return {
             doc_id: {"missing": list(entry["missing"])}
             for doc_id, entry in answer.items()
@@ -436,7 +475,9 @@ class RemoteDatabase:
         params = [("revs", True), ("attachments", attachments or None)]
         try:
             with couch_errors():  # 401/403/409 and network errors; the rest comes through
-                _, _, raw = self._send("POST", ["_bulk_get"], params, body)
+                _, _, raw = self._send(
+                    "POST", ["_bulk_get"], params, body, compress=True, gzip_answer=True
+                )
         except couch_http.ServerError as exc:
             if exc.args and exc.args[0][0] == 413:
                 raise RequestTooLarge(f"_bulk_get of {len(requests)} revisions") from exc

@@ -13,6 +13,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -98,6 +99,11 @@ def replicate(
     ReplicationFailed (or the network error), and the next run resumes from the last checkpoint.
     Documents the target refuses (401/403, e.g. its validate_doc_update) are counted as
     ``denied`` and skipped, as CouchDB and PouchDB do.
+
+    The next page is read in a second thread while this one is written, so both databases
+    must accept calls from two threads (every backend in ``sync/`` does). ``progress`` is
+    called in the calling thread after each checkpoint; a read in flight when the run ends
+    (an error or an exception from ``progress``) is waited for and its answer dropped.
     """
     # 1. Check the peers (info raises if either is unreachable or refuses us).
     rep.source.info()
@@ -107,37 +113,78 @@ def replicate(
     checkpoints = _Checkpoints(rep, rep_id)
     since = checkpoints.start_seq()
     result = ReplicationResult(rep_id, uuid.uuid4().hex, since, since)
-    while True:
-        # 4. One page of changes, every leaf of each document (style=all_docs).
-        page = rep.source.changes(
-            since=since,
-            limit=rep.batch_size,
-            style="all_docs",
-            filter=rep.filter,
-            query_params=rep.query_params or None,
-            doc_ids=rep.doc_ids,
-        )
-        rows = page["results"]
-        if not rows:
-            # An empty page: checkpoint last_seq (a filtered feed may have moved it on).
-            checkpoints.record(result, page.get("last_seq", since))
-            return result
-        result.batches += 1
-        result.docs_read += len(rows)
-        # 5. Ask the target which of these revisions it lacks.
-        revs = {row["id"]: [c["rev"] for c in row["changes"]] for row in rows}
-        missing = rep.target.revs_diff(revs)
-        result.missing_checked += sum(len(v) for v in revs.values())
-        wanted = [{"id": i, "rev": rev} for i, d in missing.items() for rev in d["missing"]]
-        if wanted:
-            # 6. Fetch the missing revisions with their history and attachments.
-            # 7. Write them as they are (new_edits=false), halving the batch on 413.
-            _write(rep.target, _fetch(rep.source, wanted, result), result)
-        # 9. Checkpoint this page's last seq: every change up to it is written or refused.
-        since = rows[-1]["seq"]
-        checkpoints.record(result, since)
-        if progress is not None:
-            progress(result)
+    # Steps 4-6 of the next page run in a reader thread while this thread writes the current
+    # page and checkpoints it (PouchDB overlaps its batches the same way): the server works
+    # while we read and encode, and the other way round. The reader only reads (changes and
+    # bulk_get on the source, revs_diff on the target); counters, writes and checkpoints stay
+    # in this thread, in page order, so nothing is checkpointed past an unwritten change.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="replicate-read") as reader:
+        pending = reader.submit(_read_page, rep, since)
+        try:
+            while True:
+                page = pending.result()
+                if not page.rows:
+                    # An empty page: checkpoint last_seq (a filtered feed may have moved it on).
+                    checkpoints.record(result, page.last_seq)
+                    return result
+                since = page.rows[-1]["seq"]
+                pending = reader.submit(_read_page, rep, since)
+                result.batches += 1
+                result.docs_read += len(page.rows)
+                result.missing_checked += page.checked
+                if page.failure is not None:
+                    error = page.failure
+                    result.failures.append(f"fetch {error.get('id')} {error.get('rev')}: {error}")
+                    raise ReplicationFailed(
+                        f"source could not supply {error.get('id')} {error.get('rev')}; "
+                        "no checkpoint past it, the next run retries"
+                    )
+                # 7. Write them as they are (new_edits=false), halving the batch on 413.
+                _write(rep.target, page.docs, result)
+                # 9. Checkpoint this page's last seq: every change up to it is written or refused.
+                checkpoints.record(result, since)
+                if progress is not None:
+                    progress(result)
+        finally:
+            pending.cancel()  # a read still running is waited for, and its answer dropped
+
+
+@dataclass
+class _Page:
+    """One page of the source's changes, read and fetched, ready to be written."""
+
+    rows: list[Doc]
+    last_seq: Seq
+    checked: int = 0
+    docs: list[Doc] = field(default_factory=list)
+    failure: dict[str, Any] | None = None
+
+
+def _read_page(rep: Replication, since: Seq) -> _Page:
+    """Steps 4-6 for the page after ``since``: its changes, what the target lacks of them,
+    and those revisions fetched from the source (``failure``: the error item of one it could
+    not supply)."""
+    # 4. One page of changes, every leaf of each document (style=all_docs).
+    answer = rep.source.changes(
+        since=since,
+        limit=rep.batch_size,
+        style="all_docs",
+        filter=rep.filter,
+        query_params=rep.query_params or None,
+        doc_ids=rep.doc_ids,
+    )
+    page = _Page(answer["results"], answer.get("last_seq", since))
+    if not page.rows:
+        return page
+    # 5. Ask the target which of these revisions it lacks.
+    revs = {row["id"]: [c["rev"] for c in row["changes"]] for row in page.rows}
+    page.checked = sum(len(v) for v in revs.values())
+    missing = rep.target.revs_diff(revs)
+    wanted = [{"id": i, "rev": rev} for i, d in missing.items() for rev in d["missing"]]
+    if wanted:
+        # 6. Fetch the missing revisions with their history and attachments.
+        page.docs, page.failure = _fetch(rep.source, wanted)
+    return page
 
 
 def _read_checkpoint(db: Database, local_id: str) -> Doc | None:
@@ -147,21 +194,19 @@ def _read_checkpoint(db: Database, local_id: str) -> Doc | None:
         return None
 
 
-def _fetch(source: Database, wanted: list[dict[str, str]], result: ReplicationResult) -> list[Doc]:
-    """Step 6: ``_bulk_get`` the wanted revisions; a revision that cannot be had fails the run."""
+def _fetch(
+    source: Database, wanted: list[dict[str, str]]
+) -> tuple[list[Doc], dict[str, Any] | None]:
+    """Step 6: ``_bulk_get`` the wanted revisions; the error item of the first that cannot be
+    had is returned as the failure, and the run must stop before writing the page."""
     docs: list[Doc] = []
     for entry in source.bulk_get(wanted, attachments=True):
         for item in entry["docs"]:
             if "ok" in item:
                 docs.append(item["ok"])
             else:
-                error = item.get("error", {})
-                result.failures.append(f"fetch {error.get('id')} {error.get('rev')}: {error}")
-                raise ReplicationFailed(
-                    f"source could not supply {error.get('id')} {error.get('rev')}; "
-                    "no checkpoint past it, the next run retries"
-                )
-    return docs
+                return docs, item.get("error", {})
+    return docs, None
 
 
 def _write(target: Database, docs: list[Doc], result: ReplicationResult) -> None:
@@ -250,7 +295,16 @@ def _save_log(db: Database, local_id: str, previous: Doc | None, entry: dict[str
     }
     if previous is not None:
         doc["_rev"] = previous["_rev"]
-    doc["_rev"] = db.put_local(doc)
+    try:
+        doc["_rev"] = db.put_local(doc)
+    except CouchConflict:
+        # Our previous write landed but its answer was lost (the client resent it), or another
+        # run of this replication wrote meanwhile: the log is ours alone, so take the current rev.
+        current = db.get_local(local_id)
+        doc.pop("_rev", None)
+        if current is not None:
+            doc["_rev"] = current["_rev"]
+        doc["_rev"] = db.put_local(doc)
     return doc
 
 

@@ -44,7 +44,7 @@ from core.clock import DAY_MS, HlcClock
 from core.fold import CaseState, CaseStatus, Effect, fold
 from sync.couch import connect, ensure_database
 from sync.database import Database, Doc
-from sync.errors import CouchConflict, CouchUnavailable, DocNotFound
+from sync.errors import CouchUnavailable, DocNotFound
 from sync.remote import RemoteDatabase
 from sync.replicator import Replication, ReplicationResult, replicate, replicate_until_done
 from sync.store import SQLiteStore
@@ -332,15 +332,6 @@ def test_half_open_link_times_out_as_unavailable_then_recovers(
     assert_exactly_once(server, kiosk_store, {d: w for d, (w, _) in snapshot(kiosk_store).items()})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=CouchConflict,
-    reason=(
-        "a checkpoint PUT whose answer is lost is re-sent by couchdb-python's transparent "
-        "retry with the old _rev, gets 409, and replicate_until_done does not retry "
-        "CouchConflict: the checkpoint writer should re-read the log and retry, as PouchDB's does"
-    ),
-)
 def test_lost_answer_to_a_checkpoint_write_is_survived(
     kiosk_store: SQLiteStore, proxy: TcpProxy, couch_server: CouchUnderTest, server_db: str
 ) -> None:

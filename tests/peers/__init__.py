@@ -1,0 +1,1 @@
+"""Peers written in other languages that the replication tests and benchmarks drive."""
