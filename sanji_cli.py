@@ -340,6 +340,35 @@ def cmd_township_apply_revocations(args: argparse.Namespace) -> int:
     return _topology_errors(run)
 
 
+def cmd_township_project(args: argparse.Namespace) -> int:
+    """Follow the township database into the township's SQL read model."""
+    import time
+
+    from sync.couch import connect
+    from sync.sql import make_engine, make_sessionmaker
+    from township.db import migrate
+    from township.read_model import project_township
+
+    url = _couch_url(args)
+    if not url:
+        return 2
+    var = Path(os.environ.get("SANJI_VAR", ROOT / "var"))
+    var.mkdir(parents=True, exist_ok=True)
+    database = (
+        os.environ.get("TOWNSHIP_DATABASE_URL")
+        or f"sqlite:///{var / f'township-{args.code}.sqlite'}"
+    )
+    migrate(database)
+    sessions = make_sessionmaker(make_engine(database))
+    while True:
+        result = project_township(sessions, connect(url))
+        if result is not None and (result.changes or args.once):
+            print(f"读模型: {result.cases_projected} 件更新, 检查点 {result.last_seq}", flush=True)
+        if args.once:
+            return 0 if result is not None else 1
+        time.sleep(args.interval)
+
+
 def cmd_sync_status(args: argparse.Namespace) -> int:
     """Print each replication's state, lag and last error; non-zero if any is failing."""
     from sync.status import format_status, replication_status
@@ -440,6 +469,15 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = tsub.add_parser("apply-revocations", help="删除目录中已吊销注册的村终端账号")
     _couch_option(revoke, "本镇街的 CouchDB (管理员)")
     revoke.set_defaults(func=cmd_township_apply_revocations)
+    tproject = tsub.add_parser(
+        "project",
+        help="把本镇街 township 库的案件投影到 SQL 读模型 (TOWNSHIP_DATABASE_URL)",
+    )
+    tproject.add_argument("--code", required=True, help="镇街的12位区划代码")
+    tproject.add_argument("--once", action="store_true", help="追上一次后退出")
+    tproject.add_argument("--interval", type=float, default=10.0, help="轮询间隔秒数 (默认 10)")
+    _couch_option(tproject, "本镇街的 CouchDB")
+    tproject.set_defaults(func=cmd_township_project)
 
     sync = tiers.add_parser("sync", help="复制 (同步) 工具")
     ssub = sync.add_subparsers(dest="action", required=True)
