@@ -506,7 +506,7 @@ class RemoteDatabase:
             # A document the server does not have answers [{"missing": rev}]; a 404 means the
             # database is gone, and DocNotFound propagates.
             try:
-                answers[doc_id] = self.open_revs(doc_id, revs, attachments=attachments)
+                answers[doc_id] = list(self.open_revs(doc_id, revs, attachments=attachments))
             except BadRequest as exc:
                 answers[doc_id] = [{"error": "bad_request", "reason": str(exc)}]
         return answers
@@ -549,7 +549,7 @@ class RemoteDatabase:
         position: dict[str, int] = {}
         out: list[Doc] = []
         for item in errors:
-            doc_id = item.get("id")
+            doc_id = str(item.get("id"))
             rev = item.get("rev")
             if rev is None:
                 start = position.get(doc_id, 0)

@@ -81,7 +81,7 @@ DISTRICT_DB = "district"
 USERS_DB = "_users"
 REPLICATOR_DB = "_replicator"
 
-_NOBODY = {"names": [], "roles": []}
+_NOBODY: dict[str, list[str]] = {"names": [], "roles": []}
 
 
 class TopologyError(SyncError):
