@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["make_engine", "make_sessionmaker", "alembic_config", "migrate"]
+__all__ = ["make_engine", "make_sessionmaker", "alembic_config", "migrate", "run_migrations"]
 
 
 def make_engine(url: str) -> Engine:
@@ -50,3 +50,20 @@ def migrate(url: str, migrations: Path) -> None:
     from alembic import command
 
     command.upgrade(alembic_config(url, migrations), "head")
+
+
+def run_migrations(url: str, target_metadata: Any) -> None:
+    """Body of an Alembic ``env.py``: run the migrations online against ``url``."""
+    from alembic import context
+
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            render_as_batch=connection.dialect.name == "sqlite",
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+    engine.dispose()

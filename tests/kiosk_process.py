@@ -54,12 +54,13 @@ from core.cases import (
     new_event,
     new_instance_id,
 )
-from core.catalogue import CatalogueItem, HandlingLevel, Kind, Mode
+from core.catalogue import Mode
 from core.clock import Hlc, HlcClock
 from sync.database import Database, Doc
 from sync.remote import RemoteDatabase
 from sync.replicator import Replication, ReplicationResult, replicate
 from sync.store import SQLiteStore
+from tests.factories import ITEM, TOWNSHIP, VILLAGE
 
 __all__ = [
     "ITEM",
@@ -73,21 +74,6 @@ __all__ = [
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
-
-VILLAGE, TOWNSHIP = "500109110201", "500109110000"
-"""The kiosk's village and its township (division codes)."""
-
-ITEM = CatalogueItem(
-    code="500109ZW0004",
-    name="高龄津贴申请",
-    kind=Kind.GOVERNMENT,
-    handling_level=HandlingLevel.TOWNSHIP,
-    modes=(Mode.AGENCY,),
-    department="区民政局",
-    legal_limit_days=20,
-    promised_limit_days=15,
-)
-"""The catalogue item every stand-in case is for (高龄津贴申请, handled by the township)."""
 
 
 def applicant() -> Person:

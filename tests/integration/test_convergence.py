@@ -11,7 +11,7 @@ import hashlib
 import random
 import uuid
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from core.cases import (
     new_case,
     new_event,
 )
-from core.catalogue import CatalogueItem, HandlingLevel, Kind, Mode
+from core.catalogue import Mode
 from core.clock import HlcClock
 from core.fold import fold
 from sync.couch import connect, ensure_database
@@ -47,21 +47,10 @@ from sync.remote import RemoteDatabase
 from sync.replicator import Replication, ReplicationResult, replicate
 from sync.store import SQLiteStore
 from tests.conftest import CouchUnderTest
+from tests.factories import ITEM, START, TOWNSHIP, VILLAGE
 
 NODES = ["township", "kiosk_a", "kiosk_b"]
 LINKS = [("kiosk_a", "township"), ("kiosk_b", "township")]
-VILLAGE, TOWNSHIP = "500109110201", "500109110000"
-ITEM = CatalogueItem(
-    code="500109ZW0004",
-    name="高龄津贴申请",
-    kind=Kind.GOVERNMENT,
-    handling_level=HandlingLevel.TOWNSHIP,
-    modes=(Mode.AGENCY,),
-    department="区民政局",
-    legal_limit_days=20,
-    promised_limit_days=15,
-)
-START = datetime(2026, 11, 30, 1, 0, tzinfo=UTC)
 CAL = WorkCalendar()
 
 operation = st.one_of(

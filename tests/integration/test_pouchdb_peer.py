@@ -12,14 +12,13 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from core.cases import Origin, Person, case_to_doc, new_case
-from core.catalogue import CatalogueItem, HandlingLevel, Kind, Mode
+from core.catalogue import Mode
 from core.clock import HlcClock
 from sync.couch import connect, ensure_database
 from sync.database import Database, Doc
@@ -28,21 +27,10 @@ from sync.remote import RemoteDatabase
 from sync.replicator import Replication, replicate
 from sync.store import SQLiteStore
 from tests.conftest import CouchUnderTest
+from tests.factories import ITEM, START, TOWNSHIP, VILLAGE
 from tests.peers.pouchdb import PouchPeer
 
-VILLAGE, TOWNSHIP = "500109110201", "500109110000"
 KIOSK = Origin(VILLAGE, "k7f3a9")
-ITEM = CatalogueItem(
-    code="500109ZW0004",
-    name="高龄津贴申请",
-    kind=Kind.GOVERNMENT,
-    handling_level=HandlingLevel.TOWNSHIP,
-    modes=(Mode.AGENCY,),
-    department="区民政局",
-    legal_limit_days=20,
-    promised_limit_days=15,
-)
-START = datetime(2026, 11, 30, 1, 0, tzinfo=UTC)
 PEER_DB = "kiosk_copy"  # the PouchDB peer's in-memory database
 
 

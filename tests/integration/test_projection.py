@@ -93,6 +93,7 @@ def item(code: str, limit: int, kind: Kind = Kind.GOVERNMENT) -> CatalogueItem:
 QUICK = item("500109ZW0004", 3)
 SLOW = item("500109SH0002", 15, Kind.LIFE)
 
+
 def resident_id(body: str) -> str:
     """A valid 18-character resident ID from its first 17 digits."""
     weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
