@@ -1,0 +1,31 @@
+"""Errors of the township node: one root below the domain's, and the kinds HTTP tells apart."""
+
+from __future__ import annotations
+
+from core.errors import DomainError
+
+__all__ = ["TownshipError", "EnrolmentDenied", "TooManyAttempts", "NodeNotReady"]
+
+
+class TownshipError(DomainError):
+    """Root of the errors the township node raises; the message is for the user, in Chinese."""
+
+
+class EnrolmentDenied(TownshipError):
+    """A kiosk may not enrol: wrong, expired or revoked code (403)."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
+class TooManyAttempts(TownshipError):
+    """Too many wrong codes for one village lately (429); try again after ``retry_after`` s."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class NodeNotReady(TownshipError):
+    """This node lacks what the request needs until an administrator acts (503)."""
