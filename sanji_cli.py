@@ -369,6 +369,29 @@ def cmd_township_project(args: argparse.Namespace) -> int:
         time.sleep(args.interval)
 
 
+def cmd_township_serve(args: argparse.Namespace) -> int:
+    """Run the township node (kiosk enrolment; migrations first)."""
+    import uvicorn
+
+    from core.errors import InvalidInput
+    from township.app import create_app
+    from township.db import migrate
+    from township.settings import settings_from_env
+
+    url = _couch_url(args)
+    if not url:
+        return 2
+    try:
+        settings = settings_from_env(args.code, couchdb_url=url)
+    except (ValueError, InvalidInput) as exc:
+        print(f"失败 / failed: {exc}", file=sys.stderr)
+        return 2
+    migrate(settings.database_url)
+    print(f"镇街节点 {settings.code}: http://{args.host}:{args.port}/", flush=True)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 def cmd_sync_status(args: argparse.Namespace) -> int:
     """Print each replication's state, lag and last error; non-zero if any is failing."""
     from sync.status import format_status, replication_status
@@ -385,10 +408,32 @@ def cmd_sync_status(args: argparse.Namespace) -> int:
     return _topology_errors(run)
 
 
-def cmd_not_yet(args: argparse.Namespace) -> int:
-    """A tier that later issues build."""
-    print(f"`sanji {args.tier}` 尚未实现 (见 issue {args.issue}).", file=sys.stderr)
-    return 2
+def cmd_kiosk(args: argparse.Namespace) -> int:
+    """Run the village kiosk on 127.0.0.1 (headless for now: the window is a later step)."""
+    import socket
+
+    import uvicorn
+
+    from village_node.app import create_app
+    from village_node.settings import settings_from_env
+
+    try:
+        settings = settings_from_env(args.data, sync_interval=args.sync_interval)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    port = args.port
+    if not port:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+    if not args.headless:
+        print(
+            "终端窗口 (pywebview) 将在下一步提供; 现在以无窗口方式运行, 请用浏览器打开下面的地址。"
+        )
+    print(f"村便民服务站终端: http://127.0.0.1:{port}/  数据: {settings.data_dir}", flush=True)
+    uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -479,6 +524,13 @@ def build_parser() -> argparse.ArgumentParser:
     _couch_option(tproject, "本镇街的 CouchDB")
     tproject.set_defaults(func=cmd_township_project)
 
+    tserve = tsub.add_parser("serve", help="运行镇街节点 (村终端注册接口; 先执行数据库迁移)")
+    tserve.add_argument("--code", required=True, help="本镇街的12位区划代码")
+    tserve.add_argument("--host", default="127.0.0.1", help="监听地址 (默认 127.0.0.1)")
+    tserve.add_argument("--port", type=int, default=8100, help="端口 (默认 8100)")
+    _couch_option(tserve, "本镇街的 CouchDB (管理员)")
+    tserve.set_defaults(func=cmd_township_serve)
+
     sync = tiers.add_parser("sync", help="复制 (同步) 工具")
     ssub = sync.add_subparsers(dest="action", required=True)
     status = ssub.add_parser(
@@ -498,8 +550,19 @@ def build_parser() -> argparse.ArgumentParser:
     _couch_option(status, "要检查的 CouchDB (管理员)")
     status.set_defaults(func=cmd_sync_status)
 
-    kiosk = tiers.add_parser("kiosk", help="村便民服务站终端 (尚未实现)")
-    kiosk.set_defaults(func=cmd_not_yet, tier="kiosk", issue="#4")
+    kiosk = tiers.add_parser("kiosk", help="村便民服务站终端 (只监听 127.0.0.1)")
+    kiosk.add_argument(
+        "--data", help="终端数据目录 (存储、启用信息; 默认环境变量 SANJI_KIOSK_DATA)"
+    )
+    kiosk.add_argument("--port", type=int, default=0, help="端口 (默认自动选一个空闲端口)")
+    kiosk.add_argument("--headless", action="store_true", help="不打开窗口, 只提供网页服务")
+    kiosk.add_argument(
+        "--sync-interval",
+        type=float,
+        default=None,
+        help="自动同步间隔秒数 (默认 300; 0 关闭自动同步)",
+    )
+    kiosk.set_defaults(func=cmd_kiosk)
     return parser
 
 

@@ -190,7 +190,7 @@ def test_enrolment_gives_credentials_for_the_village_database_only(
     wrong = client.post(ENROL, json={"village": A, "code": "ABCD-EFGH-JK24", "instance": "k7f3a9"})
     assert wrong.status_code == 403
     assert wrong.json()["error"] == "wrong_code"
-    assert "注册码不正确" in wrong.json()["message"]
+    assert "启用码不正确" in wrong.json()["message"]
 
     answer = client.post(ENROL, json={"village": A, "code": code, "instance": "k7f3a9"})
     assert answer.status_code == 200, answer.text

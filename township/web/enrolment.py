@@ -50,13 +50,13 @@ log = logging.getLogger(__name__)
 CODE_ALPHABET = frozenset("ABCDEFGHJKLMNPQRSTUVWXYZ23456789")
 """The district's code alphabet (no 0/O, 1/I); a copy, since the apps share no code."""
 
-WRONG_CODE = "注册码不正确, 请核对后重新输入 (注册码由区政务服务管理部门发放)"
+WRONG_CODE = "启用码不正确, 请核对后重新输入 (启用码由区政务服务管理部门发放)"
 REVOKED = (
     "该终端已被吊销, 不能再启用; 本机已有的数据不会被删除。"
     "如需继续使用, 请联系区政务服务管理部门重新登记"
 )
-EXPIRED = "注册码已过期, 请联系区政务服务管理部门重新发放"
-USED = "该注册码已被另一台电脑使用; 更换电脑请向区政务服务管理部门申请新的注册码"
+EXPIRED = "启用码已过期, 请联系区政务服务管理部门重新发放"
+USED = "该启用码已被另一台电脑使用; 更换电脑请向区政务服务管理部门申请新的启用码"
 
 
 class EnrolRequest(msgspec.Struct):
@@ -107,7 +107,7 @@ class AttemptLimiter:
             if len(times) >= self.max_failures:
                 retry = max(1, int(times[0] + self.window - now + 0.999))
                 raise TooManyAttempts(
-                    f"注册码错误次数过多, 请 {(retry + 59) // 60} 分钟后再试", retry
+                    f"启用码错误次数过多, 请 {(retry + 59) // 60} 分钟后再试", retry
                 )
 
     def fail(self, key: str) -> None:
@@ -127,7 +127,7 @@ def normalise_code(code: str) -> str:
     chars = "".join(c for c in code.upper() if c not in " -\t")
     if len(chars) != 12 or not set(chars) <= CODE_ALPHABET:
         raise InvalidInput(
-            FieldError("code", "注册码应为12位字母和数字, 格式 XXXX-XXXX-XXXX", "code format")
+            FieldError("code", "启用码应为12位字母和数字, 格式 XXXX-XXXX-XXXX", "code format")
         )
     return f"{chars[:4]}-{chars[4:8]}-{chars[8:]}"
 
