@@ -6,7 +6,10 @@ import argparse
 import os
 import signal
 import sys
+import threading
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = ["main"]
 
@@ -111,119 +114,80 @@ def cmd_couch(args: argparse.Namespace) -> int:
     data = Path(args.data).resolve()
     with PouchServer(data_dir=data, password=args.password) as server:
         print(f"pouchdb-server (仅供开发和测试): {server.base_url}  数据: {data}", flush=True)
-        _wait_for_signal()
+        wait_for_signal()
     return 0
-
-
-DEMO_TOWNSHIPS = ("500109110000", "500109001000")
-"""静观镇 and 天生街道: the townships whose (fictitious) demo villages the demo district has."""
-
-
-def _demo_node_url(var: Path, district_url: str, township: str) -> str:
-    """The district URL with township ``township``'s node credentials (kept under var/)."""
-    import json
-    from urllib.parse import quote, urlsplit, urlunsplit
-
-    from sync.topology import add_node, node_username
-
-    store = var / "couch" / "nodes.json"
-    passwords = json.loads(store.read_text()) if store.exists() else {}
-    if township not in passwords:
-        passwords[township] = add_node(district_url, township, reset=True)
-        store.write_text(json.dumps(passwords, indent=1))
-        store.chmod(0o600)
-    parts = urlsplit(district_url)
-    user = quote(node_username(township), safe="")
-    netloc = f"{user}:{quote(passwords[township], safe='')}@{parts.hostname}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Bring up the demo network and print where everything is."""
-    import threading
-
-    import uvicorn
-
     from central.app import create_app
     from central.demo import DEMO_LOGINS
-    from sync.devserver import PouchServer
+    from sanji_demo import (
+        DEMO_KIOSKS,
+        DEMO_TOWNSHIPS,
+        DemoNetwork,
+        default_var,
+        hide_password,
+        issue_demo_code,
+    )
     from sync.topology import setup_district, setup_township
 
-    var = Path(os.environ.get("SANJI_VAR", ROOT / "var"))
+    var = default_var()
     var.mkdir(parents=True, exist_ok=True)
-    servers: list[PouchServer] = []
-
-    def dev_server(name: str, port: int) -> PouchServer:
-        server = PouchServer(
-            data_dir=var / "couch" / name / "data", password=args.couch_password, port=port
-        ).start()
-        servers.append(server)
-        return server
-
+    net = DemoNetwork(var, args.host, args.port, args.couch_port, args.couch_password)
     try:
-        district_url = os.environ.get("COUCHDB_URL") or dev_server("district", args.couch_port).url
+        district_url = (
+            os.environ.get("COUCHDB_URL") or net.dev_couch("district", args.couch_port).url
+        )
         args.couchdb_url = district_url
         if cmd_district_load_demo(args) != 0:
             return 1
         setup_district(district_url)
-        townships = {}
-        for offset, code in enumerate(DEMO_TOWNSHIPS, start=1):
-            township = dev_server(code, args.couch_port + offset)
-            setup_township(township.url, code, _demo_node_url(var, district_url, code))
-            townships[code] = township
         settings = _district_settings(args)
-        config = uvicorn.Config(
-            create_app(settings), host=args.host, port=args.port, log_level="warning"
-        )
-        web = uvicorn.Server(config)
-        thread = threading.Thread(target=web.run, daemon=True)
-        thread.start()
-        while not web.started and thread.is_alive():
-            thread.join(0.1)
+        district_web = net.serve("district", create_app(settings), args.port)
+        townships: dict[str, tuple[Any, str]] = {}
+        for offset, code in enumerate(DEMO_TOWNSHIPS, start=1):
+            couch = net.dev_couch(code, args.couch_port + offset)
+            setup_township(couch.url, code, net.node_url(district_url, code))
+            townships[code] = (couch, net.township_node(code, couch, args.port + 100 + offset))
+        issue = issue_demo_code(settings.database_url, district_url)
+        kiosks = {}
+        for offset, village in enumerate(DEMO_KIOSKS, start=1):
+            township_url = townships[village[:9] + "000"][1]
+            kiosks[village] = net.kiosk(village, township_url, issue, args.port + 200 + offset)
         print()
         print("三级四务 演示网络已启动 (Ctrl+C 停止)")
-        print(f"  区级管理端     http://{args.host}:{args.port}/")
-        print(f"  API 文档       http://{args.host}:{args.port}/api/v1/schema")
-        print(f"  Open311        http://{args.host}:{args.port}/open311/v2/services.json")
-        print(f"  区级 CouchDB   {_hide_password(district_url)}")
-        for code, township in townships.items():
-            print(f"  镇街 CouchDB   {township.base_url}  ({code})")
-        if servers:
+        print(f"  区级管理端     {district_web}")
+        print(f"  API 文档       {district_web}api/v1/schema")
+        print(f"  Open311        {district_web}open311/v2/services.json")
+        print(f"  区级 CouchDB   {hide_password(district_url)}")
+        for code, (couch, node) in townships.items():
+            print(f"  镇街 {code}  节点 {node}  CouchDB {couch.base_url}")
+        for village, url in kiosks.items():
+            print(f"  村终端 {village}  {url}")
+        if net.couch_servers:
             print(f"  (CouchDB 为开发用 pouchdb-server, 管理员 admin / {args.couch_password})")
         print("  复制状态:")
-        for url in [district_url] + [t.url for t in townships.values()]:
+        for url in [district_url] + [couch.url for couch, _ in townships.values()]:
             print(f"    .venv/bin/sanji sync status --couchdb-url {url}")
-        print("  镇街控制台和村终端: 尚未实现 (见 issue #4、#5)")
-        print("  登录账号:")
+        print("  镇街控制台: 尚未实现 (见 issue #5)")
+        print("  登录账号 (村代办员在本村终端登录):")
         for username, password, what in DEMO_LOGINS:
             print(f"    {what:<12} {username:<12} {password}")
         sys.stdout.flush()
-        _wait_for_signal(thread)
-        web.should_exit = True
-        thread.join(10)
+        net.wait()
     finally:
-        for server in reversed(servers):
-            server.stop()
+        net.stop()
     return 0
 
 
-def _hide_password(url: str) -> str:
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password:
-        parts = parts._replace(netloc=f"{parts.username}:***@{parts.hostname}:{parts.port}")
-    return urlunsplit(parts)
-
-
-def _wait_for_signal(thread=None) -> None:  # type: ignore[no-untyped-def]
-    import threading
-
+def wait_for_signal(threads: Sequence[threading.Thread] = ()) -> None:
+    """Block until SIGINT or SIGTERM, or until any of ``threads`` ends."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     while not stop.is_set():
-        if thread is not None and not thread.is_alive():
+        if any(not thread.is_alive() for thread in threads):
             return
         stop.wait(0.5)
 
