@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,7 @@ def migrate(url: str, migrations: Path) -> None:
     """Bring the schema at ``url`` to the newest migration (``alembic upgrade head``)."""
     from alembic import command
 
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # no chatter at every start
     command.upgrade(alembic_config(url, migrations), "head")
 
 
