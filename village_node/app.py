@@ -25,9 +25,18 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from core.catalogue import CaseType, HandlingLevel, Kind, MaterialForm, Mode
+from core.identity import mask_resident_id
 from sync.errors import DocNotFound
 from sync.store import SQLiteStore
 from village_node.agents import authenticate, find_agent
+from village_node.cases import (
+    FLAGS,
+    CaseDesk,
+    event_label,
+    is_online,
+    new_intake_key,
+    status_choices,
+)
 from village_node.catalogue import KioskCatalogue
 from village_node.enrolment import enrol, first_pull
 from village_node.errors import EnrolmentFailed, KioskError
@@ -51,6 +60,7 @@ class Kiosk:
         self.store = SQLiteStore(settings.store_path, "kiosk")
         self.catalogue = KioskCatalogue(self.store)
         self.syncer = Syncer(settings, self.store)
+        self.desk = CaseDesk(self.store)
 
     @property
     def enrolment(self) -> Enrolment | None:
@@ -128,6 +138,7 @@ def page(request: Request, name: str, status_code: int = 200, **context: Any) ->
             "HandlingLevel": HandlingLevel,
             "CaseType": CaseType,
             "MaterialForm": MaterialForm,
+            "mask_id": mask_resident_id,
             **context,
         },
         status_code=status_code,
@@ -236,8 +247,8 @@ async def set_language(lang: FromPath[str], back: FromQuery[str] = "/") -> Redir
 
 @get("/", guards=[agent_guard])
 async def home() -> Redirect:
-    """The catalogue is the first page for now."""
-    return Redirect("/catalogue")
+    """The cases list is the first page."""
+    return Redirect("/cases")
 
 
 @get("/catalogue", guards=[agent_guard])
@@ -291,6 +302,130 @@ async def template_file(
     return Response(
         data, media_type=template.content_type, headers={"Content-Disposition": disposition}
     )
+
+
+# --- cases -----------------------------------------------------------------------------------
+
+
+async def _form_dict(request: Request) -> dict[str, Any]:  # type: ignore[type-arg]
+    form = await request.form()
+    data: dict[str, Any] = {k: str(v) for k, v in form.items()}
+    data["flags"] = [str(f) for f in form.getall("flags")] if "flags" in form else []
+    return data
+
+
+def _intake_page(
+    request: Request,  # type: ignore[type-arg]
+    guide: Any,
+    outcome: Any = None,
+    status_code: int = 200,
+    key: str = "",
+) -> Template:
+    kiosk = _kiosk(request)
+    view = kiosk.catalogue.current()
+    return page(
+        request,
+        "case_new.html",
+        status_code=status_code,
+        guide=guide,
+        item=guide.item if guide else None,
+        items=view.items if view else (),
+        outcome=outcome,
+        form=outcome.intake.values if outcome else {},
+        errors=outcome.intake.errors if outcome else {},
+        intake=outcome.intake if outcome else None,
+        intake_key=key
+        or (outcome.intake.values.get("intake_key") if outcome else "")
+        or new_intake_key(),
+        FLAGS=FLAGS,
+        online=is_online(kiosk.syncer.state()),
+    )
+
+
+@get("/cases/new", guards=[agent_guard])
+async def case_new(request: Request, item: FromQuery[str] = "") -> Template:  # type: ignore[type-arg]
+    """The new case wizard: choose the service, then one page of sections."""
+    guide = _kiosk(request).catalogue.item(item) if item else None
+    return _intake_page(request, guide)
+
+
+@post("/cases/new", guards=[agent_guard])
+async def case_new_submit(request: Request) -> Template | Redirect:  # type: ignore[type-arg]
+    """``action=review`` checks the form (pre-review, routing); ``action=save`` opens the case."""
+    kiosk = _kiosk(request)
+    data = await _form_dict(request)
+    guide = kiosk.catalogue.item(str(data.get("item", "")))
+    view = kiosk.catalogue.current()
+    enrolment = kiosk.enrolment
+    if guide is None or view is None or enrolment is None:
+        return page(
+            request, "error.html", status_code=400, message="请先从事项目录中选择要办理的事项"
+        )
+    user = session_user(request) or {}
+    online = is_online(kiosk.syncer.state())
+    author = str(user.get("user", ""))
+    if data.get("action") == "save":
+        outcome = await asyncio.to_thread(
+            kiosk.desk.save, data, guide.item, view.version, enrolment,
+            online=online, author=author,
+        )  # fmt: skip
+        if outcome.case is not None:
+            if outcome.repeated:
+                flash(request, "该表单已提交过, 未重复受理", "error")
+            else:
+                flash(request, f"已受理, 办件编号 {outcome.case.case_number}")
+            return Redirect(f"/cases/{outcome.case.case_number}/receipt")
+        return _intake_page(request, guide, outcome, 400)
+    outcome = await asyncio.to_thread(
+        kiosk.desk.review, data, guide.item, view.version, enrolment,
+        online=online, author=author,
+    )  # fmt: skip
+    return _intake_page(request, guide, outcome)
+
+
+@get("/cases", guards=[agent_guard])
+async def case_list(
+    request: Request,  # type: ignore[type-arg]
+    q: FromQuery[str] = "",
+    status: FromQuery[str] = "",
+) -> Template:
+    """This village's cases with their folded state, searchable and filtered by status."""
+    kiosk = _kiosk(request)
+    enrolment = kiosk.enrolment
+    assert enrolment is not None
+    rows = await asyncio.to_thread(kiosk.desk.rows, enrolment.village, query=q, status=status)
+    return page(request, "cases.html", rows=rows, q=q, status=status, statuses=status_choices())
+
+
+def _case_row(request: Request, number: str) -> Any:  # type: ignore[type-arg]
+    kiosk = _kiosk(request)
+    row = kiosk.desk.by_number(number)
+    enrolment = kiosk.enrolment
+    if row is None or enrolment is None or row.case.village != enrolment.village:
+        raise NotFoundException("本机没有这个办件")
+    return row
+
+
+@get("/cases/{number:str}", guards=[agent_guard])
+async def case_page(request: Request, number: FromPath[str]) -> Template:  # type: ignore[type-arg]
+    """A case: its state, checklist, timeline and the township's notice if returned."""
+    row = await asyncio.to_thread(_case_row, request, number)
+    return page(request, "case.html", row=row, case=row.case, state=row.state,
+                event_label=event_label)  # fmt: skip
+
+
+@get("/cases/{number:str}/receipt", guards=[agent_guard])
+async def case_receipt(request: Request, number: FromPath[str]) -> Template:  # type: ignore[type-arg]
+    """The receipt and, with commitments, the commitment letter — printable on A5."""
+    row = await asyncio.to_thread(_case_row, request, number)
+    calendar = _kiosk(request).desk.calendar()
+    commitments = [
+        (m, bool(calendar.provisional_years_in(row.state.submitted_on or m.deadline, m.deadline)))
+        for m in row.case.materials
+        if m.deadline is not None
+    ]
+    return page(request, "receipt.html", row=row, case=row.case, state=row.state,
+                commitments=commitments)  # fmt: skip
 
 
 # --- sync ------------------------------------------------------------------------------------
@@ -410,6 +545,11 @@ def create_app(settings: Settings) -> Litestar:
             catalogue_item,
             template_file,
             sync_now,
+            case_new,
+            case_new_submit,
+            case_list,
+            case_page,
+            case_receipt,
             create_static_files_router(
                 path="/static", directories=[HERE / "static"], include_in_schema=False
             ),

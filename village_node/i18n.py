@@ -15,6 +15,8 @@ LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 EN: dict[str, str] = {
     "三级四务 · 村便民服务站": "Sanji · Village service kiosk",
     "事项目录": "Catalogue",
+    "办件": "Cases",
+    "新建办件": "New case",
     "登录": "Log in",
     "退出": "Log out",
     "登录名": "Login",

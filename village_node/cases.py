@@ -1,0 +1,606 @@
+"""Cases at the kiosk: intake (applicant, pre-review, routing, save) and the village's cases.
+
+Handlers stay thin: they turn the posted form into a dict of strings and call ``CaseDesk``.
+Saving writes the ``case``, its ``submitted`` event and the kiosk's own ``_local/kiosk`` record
+(per-origin counter, HLC, remembered intake keys) in one ``bulk_docs`` transaction, so a kiosk
+killed mid-save keeps either all three or none, and a restarted kiosk never reuses a counter.
+
+The cases list folds every case on request (one pass over the store's changes); fine for a
+village's few hundred cases — the 10,000-case benchmark of the issue is still to be done.
+Attachments (photographed or uploaded materials) are not taken yet.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from core.calendar import WorkCalendar, calendar_from_settings
+from core.cases import (
+    CHINA_TIME,
+    Case,
+    EventKind,
+    MaterialStatus,
+    Organisation,
+    Origin,
+    Person,
+    Representative,
+    Submitted,
+    case_from_doc,
+    case_id_from_number,
+    case_to_doc,
+    event_to_doc,
+    local_date,
+    new_case,
+    new_event,
+    parse_case_id,
+)
+from core.catalogue import CatalogueItem, Eligibility, HandlingLevel, Mode
+from core.clock import Hlc, HlcClock
+from core.errors import InvalidInput
+from core.fold import OPEN, CaseState, CaseStatus, fold
+from core.hierarchy import parent_of
+from core.prereview import MaterialInput, PreReview, materials_states, prereview
+from core.routing import RouteOption, choose, recommend, route_options
+from core.sla import Colour, SlaThresholds, colour_of, thresholds_from_settings
+from sync.errors import DocNotFound
+from sync.store import SQLiteStore
+from village_node.enrolment import KIOSK_LOCAL
+from village_node.errors import KioskError
+from village_node.settings import Enrolment
+from village_node.syncing import SyncState
+
+__all__ = [
+    "FLAGS",
+    "Intake",
+    "Outcome",
+    "CaseRow",
+    "CaseDesk",
+    "new_intake_key",
+    "is_online",
+]
+
+FLAGS = (Eligibility.ELDERLY, Eligibility.DISABLED, Eligibility.BEDRIDDEN)
+"""The applicant flags the wizard offers (door-to-door eligibility)."""
+REMEMBERED_KEYS = 500
+"""How many intake keys ``_local/kiosk`` remembers (a form posted twice saves one case)."""
+ONLINE_WITHIN = timedelta(minutes=10)
+"""The kiosk counts as online (video allowed) if its last sync succeeded this recently."""
+
+# Where the domain's field names land on the form.
+_PERSON_FIELDS = {
+    "applicant.name": "p_name",
+    "applicant.id_number": "p_id",
+    "applicant.phone": "p_phone",
+}
+_ORG_FIELDS = {
+    "applicant.name": "o_name",
+    "applicant.credit_code": "o_code",
+    "applicant.contact_phone": "o_contact_phone",
+    "applicant.phone": "o_contact_phone",
+}
+_REP_FIELDS = {
+    "representative.name": "rep_name",
+    "representative.id_number": "rep_id",
+    "representative.phone": "rep_phone",
+}
+
+
+def new_intake_key() -> str:
+    """A fresh idempotency key for one intake form."""
+    return secrets.token_hex(12)
+
+
+def is_online(
+    state: SyncState, now: datetime | None = None, within: timedelta = ONLINE_WITHIN
+) -> bool:
+    """Online now: the last sync succeeded, and recently."""
+    if not state.online or not state.last_success:
+        return False
+    try:
+        last = datetime.fromisoformat(state.last_success)
+    except ValueError:
+        return False
+    if last.tzinfo is None:
+        last = last.replace(tzinfo=UTC)
+    return (now or datetime.now(UTC)) - last <= within
+
+
+@dataclass
+class Intake:
+    """One posted intake form, parsed: what the page shows back and what the save needs."""
+
+    values: dict[str, str]
+    flags: tuple[str, ...]
+    statuses: dict[str, str]
+    deadlines: dict[str, str]
+    errors: dict[str, str] = field(default_factory=dict)
+    applicant: Person | Organisation | None = None
+    representative: Representative | None = None
+    materials: tuple[MaterialInput, ...] = ()
+
+    def error(self, name: str, message: str) -> None:
+        """Note an error next to field ``name`` (the first one wins)."""
+        self.errors.setdefault(name, message)
+
+
+@dataclass
+class Outcome:
+    """What reviewing or saving an intake led to."""
+
+    intake: Intake
+    review: PreReview | None = None
+    options: tuple[RouteOption, ...] = ()
+    mode: Mode | None = None
+    duplicates: list[CaseRow] = field(default_factory=list)
+    case: Case | None = None
+    repeated: bool = False
+    """The intake key had been saved before: ``case`` is that earlier case."""
+
+    @property
+    def blocked(self) -> bool:
+        """Pre-review blocks submission."""
+        return self.review is not None and not self.review.can_submit
+
+    @property
+    def ok(self) -> bool:
+        """Nothing to fix on the form."""
+        return not self.intake.errors and not self.blocked
+
+
+@dataclass(frozen=True)
+class CaseRow:
+    """One case of the list: the case, its folded state and its SLA colour."""
+
+    case: Case
+    state: CaseState
+    colour: Colour | None
+    due: date | None
+    due_provisional: bool
+
+    @property
+    def applicant_name(self) -> str:
+        """The applicant's name."""
+        return self.case.applicant.name
+
+    @property
+    def phones(self) -> tuple[str, ...]:
+        """Every phone number on the case."""
+        a = self.case.applicant
+        found = [a.phone if isinstance(a, Person) else a.contact_phone]
+        if self.case.representative is not None:
+            found.append(self.case.representative.phone)
+        return tuple(p for p in found if p)
+
+    def matches(self, query: str) -> bool:
+        """Case number, name or phone contains ``query``."""
+        q = query.strip().lower()
+        if not q:
+            return True
+        names = [self.case.applicant.name]
+        if self.case.representative is not None:
+            names.append(self.case.representative.name)
+        return (
+            q in self.case.case_number.lower()
+            or any(q in n.lower() for n in names)
+            or any(q in p.replace(" ", "").replace("-", "") for p in self.phones)
+        )
+
+
+def _date(text: str) -> date | None:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        return None
+
+
+def parse_intake(form: dict[str, Any], item: CatalogueItem) -> Intake:
+    """Read the posted form (values as strings; ``flags`` may be a list)."""
+    raw_flags = form.get("flags") or []
+    flags = tuple(
+        f for f in ([raw_flags] if isinstance(raw_flags, str) else raw_flags) if f in FLAGS
+    )
+    values = {
+        k: str(v).strip()
+        for k, v in form.items()
+        if k != "flags" and not k.startswith(("m_", "d_")) and isinstance(v, str)
+    }
+    statuses = {m.key: str(form.get(f"m_{m.key}", "")).strip() for m in item.materials}
+    deadlines = {m.key: str(form.get(f"d_{m.key}", "")).strip() for m in item.materials}
+    intake = Intake(values, flags, statuses, deadlines)
+    v = values.get
+    if v("applicant_type", "person") == "organisation":
+        if not v("o_name"):
+            intake.error("o_name", "请填写单位名称")
+        if not v("o_code"):
+            intake.error("o_code", "请填写统一社会信用代码")
+        intake.applicant = Organisation(
+            name=v("o_name", ""),
+            credit_code=v("o_code", "").upper(),
+            contact_name=v("o_contact_name", ""),
+            contact_phone=v("o_contact_phone", ""),
+            address=v("o_address", ""),
+        )
+    else:
+        if not v("p_name"):
+            intake.error("p_name", "请填写申请人姓名")
+        intake.applicant = Person(
+            name=v("p_name", ""),
+            id_number=v("p_id", "").upper(),
+            phone=v("p_phone", ""),
+            address=v("p_address", ""),
+            flags=tuple(Eligibility(f) for f in flags),
+        )
+    if v("rep_on"):
+        if not v("rep_name"):
+            intake.error("rep_name", "请填写代理人姓名")
+        intake.representative = Representative(
+            name=v("rep_name", ""),
+            id_number=v("rep_id", "").upper(),
+            phone=v("rep_phone", ""),
+            relation=v("rep_relation", ""),
+        )
+    entries = []
+    for m in item.materials:
+        status = statuses[m.key] or MaterialStatus.MISSING.value
+        if status not in {s.value for s in MaterialStatus}:
+            intake.error(f"m_{m.key}", "请选择材料情况")
+            continue
+        deadline = None
+        if status == MaterialStatus.TO_FOLLOW.value and deadlines[m.key]:
+            deadline = _date(deadlines[m.key])
+            if deadline is None:
+                intake.error(f"d_{m.key}", "补交期限格式不正确, 应为 年-月-日")
+        entries.append(MaterialInput(key=m.key, status=MaterialStatus(status), deadline=deadline))
+    intake.materials = tuple(entries)
+    return intake
+
+
+def _field_of(name: str, intake: Intake) -> str:
+    if name.startswith("representative."):
+        return _REP_FIELDS.get(name, "rep_name")
+    if isinstance(intake.applicant, Organisation):
+        return _ORG_FIELDS.get(name, "o_name")
+    if name.startswith("applicant."):
+        return _PERSON_FIELDS.get(name, "p_name")
+    return "form"
+
+
+def handling_unit(item: CatalogueItem, village: str, township: str) -> str:
+    """The unit that decides the case: the village, its township or the district."""
+    if item.handling_level is HandlingLevel.VILLAGE:
+        return village
+    if item.handling_level is HandlingLevel.TOWNSHIP:
+        return township
+    return parent_of(township) or township
+
+
+class CaseDesk:
+    """The kiosk's case service over its store."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+
+    # --- district rules ------------------------------------------------------------------
+
+    def _settings(self) -> dict[str, Any]:
+        try:
+            return dict(self.store.get("settings:district"))
+        except DocNotFound:
+            return {}
+
+    def calendar(self) -> WorkCalendar:
+        """The district's working calendar (the default until its settings arrive)."""
+        try:
+            return calendar_from_settings(self._settings().get("calendar") or {})
+        except InvalidInput:
+            return WorkCalendar()
+
+    def thresholds(self) -> SlaThresholds:
+        """The district's SLA thresholds."""
+        try:
+            return thresholds_from_settings(self._settings().get("sla") or {})
+        except InvalidInput:
+            return SlaThresholds()
+
+    # --- intake --------------------------------------------------------------------------
+
+    def review(
+        self,
+        form: dict[str, Any],
+        item: CatalogueItem,
+        catalogue_version: int,
+        enrolment: Enrolment,
+        *,
+        online: bool,
+        author: str,
+        today: date | None = None,
+    ) -> Outcome:
+        """Check the form: field errors, pre-review, route options, the same applicant's open
+        cases of this service. Nothing is written."""
+        now = datetime.now(CHINA_TIME)
+        today = today or local_date(now)
+        intake = parse_intake(form, item)
+        outcome = Outcome(intake)
+        calendar = self.calendar()
+        try:
+            outcome.review = prereview(item, intake.materials, today=today, calendar=calendar)
+        except InvalidInput as exc:
+            for e in exc.errors:
+                intake.error("form", e.message)
+        if outcome.review is not None:
+            for b in outcome.review.blocking:
+                intake.errors.pop(f"m_{b.key}", None)
+        if intake.applicant is not None:
+            outcome.options = route_options(item, intake.applicant, online=online)
+            try:
+                wanted = intake.values.get("mode", "")
+                if wanted:
+                    outcome.mode, _ = choose(
+                        outcome.options, wanted, intake.values.get("mode_note", "")
+                    )
+                else:
+                    outcome.mode, _ = recommend(outcome.options)
+            except InvalidInput as exc:
+                intake.error("mode", exc.errors[0].message)
+            # A dry run of the case document finds the checksum and phone errors.
+            self._build(outcome, item, catalogue_version, enrolment, 1, now, author, dry=True)
+            ident = (
+                intake.applicant.id_number
+                if isinstance(intake.applicant, Person)
+                else (intake.applicant.credit_code)
+            )
+            if ident and "p_id" not in intake.errors and "o_code" not in intake.errors:
+                outcome.duplicates = [
+                    row
+                    for row in self.rows(enrolment.village, today=today)
+                    if row.case.item_code == item.code
+                    and row.state.status in OPEN
+                    and _ident(row.case) == ident
+                ]
+        return outcome
+
+    def _build(
+        self,
+        outcome: Outcome,
+        item: CatalogueItem,
+        catalogue_version: int,
+        enrolment: Enrolment,
+        counter: int,
+        now: datetime,
+        author: str,
+        *,
+        dry: bool,
+        hlc: Hlc | None = None,
+    ) -> Case | None:
+        intake = outcome.intake
+        assert intake.applicant is not None
+        origin = Origin(enrolment.village, enrolment.instance)
+        review = outcome.review
+        if review is None or not review.can_submit or outcome.mode is None:
+            materials: tuple[Any, ...] = ()
+        else:
+            materials = materials_states(review)
+        mode = outcome.mode or Mode.WINDOW
+        reason = ""
+        if outcome.mode is not None:
+            try:
+                _, reason = choose(
+                    outcome.options, outcome.mode, intake.values.get("mode_note", "")
+                )
+            except InvalidInput:
+                reason = ""
+        try:
+            return new_case(
+                origin=origin,
+                counter=counter,
+                hlc=hlc or Hlc(int(now.timestamp() * 1000), 0, origin.key),
+                wall_time=now,
+                author=author,
+                village=enrolment.village,
+                township=enrolment.township,
+                item=item,
+                catalogue_version=catalogue_version,
+                applicant=intake.applicant,
+                mode=mode,
+                handling_unit=handling_unit(item, enrolment.village, enrolment.township),
+                materials=materials,
+                representative=intake.representative,
+                mode_reason=reason,
+                note=intake.values.get("note", "")[:2000],
+            )
+        except InvalidInput as exc:
+            for e in exc.errors:
+                if e.field.startswith("materials"):
+                    continue  # pre-review reports these
+                intake.error(_field_of(e.field, intake), e.message)
+            return None
+
+    def save(
+        self,
+        form: dict[str, Any],
+        item: CatalogueItem,
+        catalogue_version: int,
+        enrolment: Enrolment,
+        *,
+        online: bool,
+        author: str,
+    ) -> Outcome:
+        """Review, then write the case and its ``submitted`` event if nothing is wrong.
+
+        A key already saved returns that case (``repeated``); an open case of the same
+        applicant and service needs ``confirm_duplicate`` on the form.
+        """
+        key = str(form.get("intake_key") or "").strip()
+        with self._lock:
+            local = self.store.get_local(KIOSK_LOCAL) or {"_id": KIOSK_LOCAL}
+            earlier = (local.get("intakes") or {}).get(key) if key else None
+        if earlier:
+            return Outcome(parse_intake(form, item), case=self.case(earlier), repeated=True)
+        outcome = self.review(
+            form, item, catalogue_version, enrolment, online=online, author=author
+        )
+        if not key:
+            outcome.intake.error("form", "表单缺少编号, 请刷新页面后重新填写")
+        if outcome.duplicates and not outcome.intake.values.get("confirm_duplicate"):
+            outcome.intake.error(
+                "confirm_duplicate", "该申请人已有本事项的在办件; 确需再次申请请勾选确认"
+            )
+        if not outcome.ok or outcome.mode is None:
+            return outcome
+        origin = Origin(enrolment.village, enrolment.instance)
+        with self._lock:
+            local = self.store.get_local(KIOSK_LOCAL) or {"_id": KIOSK_LOCAL}
+            intakes: dict[str, str] = dict(local.get("intakes") or {})
+            if key in intakes:
+                return Outcome(outcome.intake, case=self.case(intakes[key]), repeated=True)
+            counters: dict[str, int] = dict(local.get("counters") or {})
+            counter = max(counters.get(origin.key, 0), self._highest_counter(origin)) + 1
+            last = local.get("hlc")
+            clock = HlcClock(
+                origin.key,
+                lambda: time.time_ns() // 1_000_000,
+                last=Hlc.parse(last) if last else None,
+            )
+            now = datetime.now(CHINA_TIME)
+            case = self._build(
+                outcome, item, catalogue_version, enrolment, counter, now, author,
+                dry=False, hlc=clock.tick(),
+            )  # fmt: skip
+            if case is None:
+                return outcome
+            event = new_event(
+                case,
+                Submitted(),
+                origin=origin,
+                counter=counter + 1,
+                hlc=clock.tick(after=case.stamp),
+                wall_time=now,
+                author=author,
+            )
+            intakes[key] = case.id
+            if len(intakes) > REMEMBERED_KEYS:
+                intakes = dict(list(intakes.items())[-REMEMBERED_KEYS:])
+            counters[origin.key] = counter + 1
+            local = {**local, "counters": counters, "hlc": clock.last.encode(),
+                     "intakes": intakes}  # fmt: skip
+            results = self.store.bulk_docs([local, case_to_doc(case), event_to_doc(event)])
+            failed = [r for r in results if r.get("error")]
+            if failed:  # only this desk writes these, under the lock: should never happen
+                raise KioskError(f"保存失败, 请重试 ({failed[0].get('reason')})")
+        outcome.case = case
+        return outcome
+
+    def _highest_counter(self, origin: Origin) -> int:
+        """The highest counter already used by ``origin`` in the store (after a lost local)."""
+        highest = 0
+        prefix = f"case:{origin.unit}:{origin.instance}:"
+        for row in self.store.changes()["results"]:
+            doc_id = row["id"]
+            if doc_id.startswith(prefix):
+                highest = max(highest, parse_case_id(doc_id)[1])
+            elif doc_id.startswith("case_event:") and f":{origin.key}:" in doc_id:
+                try:
+                    highest = max(highest, int(doc_id.rsplit(":", 1)[1]))
+                except ValueError:
+                    continue
+        return highest
+
+    # --- reading -------------------------------------------------------------------------
+
+    def _documents(self) -> tuple[dict[str, dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+        cases: dict[str, dict[str, Any]] = {}
+        events: dict[str, list[dict[str, Any]]] = {}
+        page = self.store.changes(include_docs=True)
+        for row in page["results"]:
+            doc = row.get("doc")
+            if row.get("deleted") or not doc:
+                continue
+            if doc.get("type") == "case":
+                cases[doc["_id"]] = doc
+            elif doc.get("type") == "case_event" and isinstance(doc.get("case_id"), str):
+                events.setdefault(doc["case_id"], []).append(doc)
+        return cases, events
+
+    def _row(
+        self,
+        doc: dict[str, Any],
+        events: list[dict[str, Any]],
+        calendar: WorkCalendar,
+        thresholds: SlaThresholds,
+        today: date,
+    ) -> CaseRow:
+        case = case_from_doc(doc)
+        state = fold(case, events, calendar, today)
+        due = state.due or state.expected_due
+        colour = None
+        if state.status in OPEN and state.due is not None:
+            start = state.accepted_on or state.submitted_on or today
+            colour = colour_of(start, state.due.day, today, calendar, thresholds)
+        return CaseRow(
+            case,
+            state,
+            colour,
+            due.day if due else None,
+            bool(due and due.provisional),
+        )
+
+    def rows(
+        self, village: str, *, query: str = "", status: str = "", today: date | None = None
+    ) -> list[CaseRow]:
+        """This village's cases, newest first, matching ``query`` and ``status``."""
+        today = today or local_date(datetime.now(CHINA_TIME))
+        calendar, thresholds = self.calendar(), self.thresholds()
+        cases, events = self._documents()
+        found = []
+        for case_id, doc in cases.items():
+            if doc.get("village") != village:
+                continue
+            try:
+                row = self._row(doc, events.get(case_id, []), calendar, thresholds, today)
+            except InvalidInput:
+                continue  # an unreadable case document: shown nowhere rather than crash
+            if status and row.state.status.value != status:
+                continue
+            if row.matches(query):
+                found.append(row)
+        found.sort(key=lambda r: r.case.wall_time, reverse=True)
+        return found
+
+    def case(self, case_id: str) -> Case:
+        """One case document."""
+        return case_from_doc(self.store.get(case_id))
+
+    def by_number(self, number: str, today: date | None = None) -> CaseRow | None:
+        """A case and its state by the number printed for citizens, or None."""
+        try:
+            case_id = case_id_from_number(number)
+            doc = self.store.get(case_id)
+        except (InvalidInput, DocNotFound):
+            return None
+        today = today or local_date(datetime.now(CHINA_TIME))
+        _, events = self._documents()
+        return self._row(doc, events.get(case_id, []), self.calendar(), self.thresholds(), today)
+
+
+def _ident(case: Case) -> str:
+    a = case.applicant
+    return a.id_number if isinstance(a, Person) else a.credit_code
+
+
+def event_label(kind: str) -> str:
+    """An event kind's Chinese name (the raw kind if unknown)."""
+    try:
+        return EventKind(kind).label
+    except ValueError:
+        return kind
+
+
+def status_choices() -> list[tuple[str, str]]:
+    """The statuses the list filters by."""
+    return [(s.value, s.label) for s in CaseStatus if s is not CaseStatus.DRAFT]
