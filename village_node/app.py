@@ -42,7 +42,7 @@ from village_node.enrolment import enrol, first_pull
 from village_node.errors import EnrolmentFailed, KioskError
 from village_node.i18n import install as install_i18n
 from village_node.settings import Enrolment, Settings, load_enrolment
-from village_node.syncing import Syncer
+from village_node.syncing import Syncer, background_sync
 
 __all__ = ["create_app", "Kiosk"]
 
@@ -501,17 +501,8 @@ async def _background_sync(app: Litestar) -> AsyncIterator[None]:
     kiosk: Kiosk = app.state.kiosk
     interval = kiosk.settings.sync_interval
 
-    async def loop() -> None:
-        while True:
-            await asyncio.sleep(interval)
-            if kiosk.enrolment is None:
-                continue
-            try:
-                await asyncio.to_thread(kiosk.syncer.run)
-            except Exception:  # the loop must outlive one bad run
-                log.exception("background sync failed")
-
-    task = asyncio.create_task(loop()) if interval > 0 else None
+    await asyncio.to_thread(kiosk.syncer.write_status_safely)  # at start
+    task = asyncio.create_task(background_sync(kiosk.syncer)) if interval > 0 else None
     try:
         yield
     finally:

@@ -28,6 +28,7 @@ EN: dict[str, str] = {
     "正在同步": "Syncing",
     "在线": "Online",
     "离线": "Offline",
+    "秒后重试": "s until retry",
     "已吊销": "Revoked",
     "未同步": "Not synced yet",
     "上次同步": "Last sync",
