@@ -393,8 +393,12 @@ async def case_list(
     kiosk = _kiosk(request)
     enrolment = kiosk.enrolment
     assert enrolment is not None
-    rows = await asyncio.to_thread(kiosk.desk.rows, enrolment.village, query=q, status=status)
-    return page(request, "cases.html", rows=rows, q=q, status=status, statuses=status_choices())
+    rows, total = await asyncio.to_thread(
+        kiosk.desk.rows, enrolment.village, query=q, status=status
+    )
+    return page(
+        request, "cases.html", rows=rows, total=total, q=q, status=status, statuses=status_choices()
+    )
 
 
 def _case_row(request: Request, number: str) -> Any:  # type: ignore[type-arg]

@@ -4,10 +4,16 @@ Handlers stay thin: they turn the posted form into a dict of strings and call ``
 Saving writes the ``case``, its ``submitted`` event and the kiosk's own ``_local/kiosk`` record
 (per-origin counter, HLC, remembered intake keys) in one ``bulk_docs`` transaction, so a kiosk
 killed mid-save keeps either all three or none, and a restarted kiosk never reuses a counter.
+The counter comes from ``_local/kiosk``; as a cheap safety net the save checks that the next
+case and event ids are unused, and only if one is taken (the local record was lost) scans the
+store's changes for the highest counter.
 
-The cases list folds every case on request (one pass over the store's changes); fine for a
-village's few hundred cases — the 10,000-case benchmark of the issue is still to be done.
-Attachments (photographed or uploaded materials) are not taken yet.
+The cases list, the case lookup and the duplicate check read the kiosk's read model: the
+store projected into SQL by ``sync.projection``, as the townships do, in ``readmodel.sqlite3``
+beside the store. It is a disposable cache, rebuilt from the store if deleted, so its tables
+are made with ``create_all`` and need no migrations. It is caught up before every read (one
+``_changes`` call when nothing changed) and refolded once a day. Benchmarks: see
+``benchmarks/kiosk.py``. Attachments (photographed or uploaded materials) are not taken yet.
 """
 
 from __future__ import annotations
@@ -17,7 +23,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
+
+import msgspec
+from sqlalchemy import func, select
 
 from core.calendar import WorkCalendar, calendar_from_settings
 from core.cases import (
@@ -31,7 +41,6 @@ from core.cases import (
     Representative,
     Submitted,
     case_from_doc,
-    case_id_from_number,
     case_to_doc,
     event_to_doc,
     local_date,
@@ -39,15 +48,23 @@ from core.cases import (
     new_event,
     parse_case_id,
 )
+from core.cases import case_id as make_case_id
+from core.cases import event_id as make_event_id
 from core.catalogue import CatalogueItem, Eligibility, HandlingLevel, Mode
 from core.clock import Hlc, HlcClock
 from core.errors import InvalidInput
-from core.fold import OPEN, CaseState, CaseStatus, fold
+from core.fold import OPEN, CaseState, CaseStatus
 from core.hierarchy import parent_of
+from core.identity import mask_resident_id
 from core.prereview import MaterialInput, PreReview, materials_states, prereview
 from core.routing import RouteOption, choose, recommend, route_options
 from core.sla import Colour, SlaThresholds, colour_of, thresholds_from_settings
 from sync.errors import DocNotFound
+from sync.projection import project, refold_all
+from sync.readmodel import CaseDoc
+from sync.readmodel import CaseRow as CaseTable
+from sync.readmodel import metadata as read_model_metadata
+from sync.sql import make_engine, make_sessionmaker
 from sync.store import SQLiteStore
 from village_node.enrolment import KIOSK_LOCAL
 from village_node.errors import KioskError
@@ -63,6 +80,9 @@ __all__ = [
     "new_intake_key",
     "is_online",
 ]
+
+LIST_PAGE = 200
+"""Cases shown at once in the list (the newest); a search or a filter finds the others."""
 
 FLAGS = (Eligibility.ELDERLY, Eligibility.DISABLED, Eligibility.BEDRIDDEN)
 """The applicant flags the wizard offers (door-to-door eligibility)."""
@@ -282,9 +302,29 @@ def handling_unit(item: CatalogueItem, village: str, township: str) -> str:
 class CaseDesk:
     """The kiosk's case service over its store."""
 
-    def __init__(self, store: SQLiteStore) -> None:
+    def __init__(self, store: SQLiteStore, read_model: Path | None = None) -> None:
         self.store = store
         self._lock = threading.Lock()
+        self._read_lock = threading.Lock()
+        self._folded_on: date | None = None
+        path = read_model or Path(store.path).with_name("readmodel.sqlite3")
+        self._engine = make_engine(f"sqlite:///{path}")
+        read_model_metadata.create_all(self._engine)  # a disposable cache: no migrations
+        self._sessions = make_sessionmaker(self._engine)
+
+    def close(self) -> None:
+        """Close the read model's connections."""
+        self._engine.dispose()
+
+    def catch_up(self, today: date | None = None) -> None:
+        """Project the store's new changes into the read model (refolding all once a day)."""
+        today = today or local_date(datetime.now(CHINA_TIME))
+        calendar, thresholds = self.calendar(), self.thresholds()
+        with self._read_lock:
+            project(self.store, self._sessions, "kiosk", calendar, today, thresholds=thresholds)
+            if self._folded_on != today:
+                refold_all(self._sessions, calendar, today, thresholds=thresholds)
+                self._folded_on = today
 
     # --- district rules ------------------------------------------------------------------
 
@@ -358,10 +398,14 @@ class CaseDesk:
             if ident and "p_id" not in intake.errors and "o_code" not in intake.errors:
                 outcome.duplicates = [
                     row
-                    for row in self.rows(enrolment.village, today=today)
-                    if row.case.item_code == item.code
-                    and row.state.status in OPEN
-                    and _ident(row.case) == ident
+                    for row in self._select(
+                        enrolment.village,
+                        today,
+                        CaseTable.item_code == item.code,
+                        CaseTable.status.in_([s.value for s in OPEN]),
+                        CaseTable.applicant_id_masked == mask_resident_id(ident),
+                    )
+                    if _ident(row.case) == ident
                 ]
         return outcome
 
@@ -460,7 +504,9 @@ class CaseDesk:
             if key in intakes:
                 return Outcome(outcome.intake, case=self.case(intakes[key]), repeated=True)
             counters: dict[str, int] = dict(local.get("counters") or {})
-            counter = max(counters.get(origin.key, 0), self._highest_counter(origin)) + 1
+            counter = counters.get(origin.key, 0) + 1
+            if self._taken(origin, counter):  # the local record was lost or is behind
+                counter = max(counter - 1, self._highest_counter(origin)) + 1
             last = local.get("hlc")
             clock = HlcClock(
                 origin.key,
@@ -493,8 +539,20 @@ class CaseDesk:
             failed = [r for r in results if r.get("error")]
             if failed:  # only this desk writes these, under the lock: should never happen
                 raise KioskError(f"保存失败, 请重试 ({failed[0].get('reason')})")
+        self.catch_up()
         outcome.case = case
         return outcome
+
+    def _taken(self, origin: Origin, counter: int) -> bool:
+        """The case id of ``counter`` or the event id of ``counter + 1`` is already used."""
+        case = make_case_id(origin, counter)
+        for doc_id in (case, make_event_id(case, origin, counter + 1)):
+            try:
+                self.store.get(doc_id)
+                return True
+            except DocNotFound:
+                continue
+        return False
 
     def _highest_counter(self, origin: Origin) -> int:
         """The highest counter already used by ``origin`` in the store (after a lost local)."""
@@ -513,30 +571,39 @@ class CaseDesk:
 
     # --- reading -------------------------------------------------------------------------
 
-    def _documents(self) -> tuple[dict[str, dict[str, Any]], dict[str, list[dict[str, Any]]]]:
-        cases: dict[str, dict[str, Any]] = {}
-        events: dict[str, list[dict[str, Any]]] = {}
-        page = self.store.changes(include_docs=True)
-        for row in page["results"]:
-            doc = row.get("doc")
-            if row.get("deleted") or not doc:
-                continue
-            if doc.get("type") == "case":
-                cases[doc["_id"]] = doc
-            elif doc.get("type") == "case_event" and isinstance(doc.get("case_id"), str):
-                events.setdefault(doc["case_id"], []).append(doc)
-        return cases, events
+    def _select(
+        self, village: str, today: date, *where: Any, limit: int | None = None
+    ) -> list[CaseRow]:
+        """This village's cases from the read model, newest first, as list rows."""
+        self.catch_up(today)
+        calendar, thresholds = self.calendar(), self.thresholds()
+        query = (
+            select(CaseDoc.doc, CaseTable.state)
+            .join(CaseTable, CaseTable.case_id == CaseDoc.case_id)
+            .where(CaseTable.village == village, *where)
+            .order_by(CaseTable.opened_at.desc())
+            .limit(limit)
+        )
+        with self._sessions() as session:
+            found = session.execute(query).all()
+        rows = []
+        for doc, state in found:
+            try:
+                rows.append(
+                    self._row(case_from_doc(doc), _state(state), calendar, thresholds, today)
+                )
+            except (InvalidInput, msgspec.ValidationError):
+                continue  # an unreadable case document: shown nowhere rather than crash
+        return rows
 
     def _row(
         self,
-        doc: dict[str, Any],
-        events: list[dict[str, Any]],
+        case: Case,
+        state: CaseState,
         calendar: WorkCalendar,
         thresholds: SlaThresholds,
         today: date,
     ) -> CaseRow:
-        case = case_from_doc(doc)
-        state = fold(case, events, calendar, today)
         due = state.due or state.expected_due
         colour = None
         if state.status in OPEN and state.due is not None:
@@ -551,26 +618,24 @@ class CaseDesk:
         )
 
     def rows(
-        self, village: str, *, query: str = "", status: str = "", today: date | None = None
-    ) -> list[CaseRow]:
-        """This village's cases, newest first, matching ``query`` and ``status``."""
+        self,
+        village: str,
+        *,
+        query: str = "",
+        status: str = "",
+        today: date | None = None,
+        limit: int = LIST_PAGE,
+    ) -> tuple[list[CaseRow], int]:
+        """The newest ``limit`` of this village's cases matching ``query`` and ``status``, and
+        how many match in all (without a search text both come straight from SQL)."""
         today = today or local_date(datetime.now(CHINA_TIME))
-        calendar, thresholds = self.calendar(), self.thresholds()
-        cases, events = self._documents()
-        found = []
-        for case_id, doc in cases.items():
-            if doc.get("village") != village:
-                continue
-            try:
-                row = self._row(doc, events.get(case_id, []), calendar, thresholds, today)
-            except InvalidInput:
-                continue  # an unreadable case document: shown nowhere rather than crash
-            if status and row.state.status.value != status:
-                continue
-            if row.matches(query):
-                found.append(row)
-        found.sort(key=lambda r: r.case.wall_time, reverse=True)
-        return found
+        where = [CaseTable.village == village] + ([CaseTable.status == status] if status else [])
+        if not query.strip():
+            with self._sessions() as session:
+                total = session.scalar(select(func.count()).select_from(CaseTable).where(*where))
+            return self._select(village, today, *where[1:], limit=limit), int(total or 0)
+        found = [row for row in self._select(village, today, *where[1:]) if row.matches(query)]
+        return found[:limit], len(found)
 
     def case(self, case_id: str) -> Case:
         """One case document."""
@@ -578,14 +643,25 @@ class CaseDesk:
 
     def by_number(self, number: str, today: date | None = None) -> CaseRow | None:
         """A case and its state by the number printed for citizens, or None."""
-        try:
-            case_id = case_id_from_number(number)
-            doc = self.store.get(case_id)
-        except (InvalidInput, DocNotFound):
-            return None
         today = today or local_date(datetime.now(CHINA_TIME))
-        _, events = self._documents()
-        return self._row(doc, events.get(case_id, []), self.calendar(), self.thresholds(), today)
+        self.catch_up(today)
+        with self._sessions() as session:
+            found = session.execute(
+                select(CaseDoc.doc, CaseTable.state, CaseTable.village)
+                .join(CaseTable, CaseTable.case_id == CaseDoc.case_id)
+                .where(CaseTable.case_number == number)
+            ).first()
+        if found is None:
+            return None
+        try:
+            case, state = case_from_doc(found[0]), _state(found[1])
+        except (InvalidInput, msgspec.ValidationError):
+            return None
+        return self._row(case, state, self.calendar(), self.thresholds(), today)
+
+
+def _state(value: Any) -> CaseState:
+    return msgspec.convert(value, CaseState, strict=False)
 
 
 def _ident(case: Case) -> str:
