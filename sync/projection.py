@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -31,14 +31,22 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.calendar import WorkCalendar
-from core.cases import Case, Organisation, Person, case_from_doc, parse_case_id, parse_event_id
+from core.cases import (
+    Case,
+    Organisation,
+    Person,
+    case_from_doc,
+    local_date,
+    parse_case_id,
+    parse_event_id,
+)
 from core.catalogue import Eligibility
 from core.errors import InvalidInput
 from core.fold import CaseState, CaseStatus, fold
 from core.identity import mask_resident_id
 from core.sla import SlaThresholds
 from sync.database import Database, Doc, Seq
-from sync.errors import DocNotFound
+from sync.errors import CouchUnavailable, DocNotFound
 from sync.readmodel import (
     CASE_ID_LENGTH,
     ERROR_ID_LENGTH,
@@ -52,8 +60,9 @@ from sync.readmodel import (
     digits,
     yellow_from,
 )
+from sync.remote import RemoteDatabase
 
-__all__ = ["ProjectionResult", "project", "rebuild", "refold_all", "checkpoint_of"]
+__all__ = ["follow", "ProjectionResult", "project", "rebuild", "refold_all", "checkpoint_of"]
 
 log = logging.getLogger(__name__)
 
@@ -475,3 +484,30 @@ def _case_row(case: Case, state: CaseState, seq: str, options: _Options) -> dict
         "folded_on": options.today,
         "state": msgspec.to_builtins(state),
     }
+
+
+def follow(
+    server: Any,
+    database: str,
+    sessions: sessionmaker[Session],
+    rules: Callable[[], tuple[WorkCalendar, SlaThresholds]],
+    setup_hint: str,
+) -> ProjectionResult | None:
+    """Catch the read model up with ``database`` on a CouchDB server; None while it cannot be
+    read (not set up yet: ``setup_hint`` is logged; unreachable: a warning). ``rules`` gives the
+    calendar and thresholds, read only when the database is there to follow."""
+    try:
+        calendar, thresholds = rules()
+        return project(
+            RemoteDatabase(server, database),
+            sessions,
+            database,
+            calendar,
+            local_date(datetime.now(UTC)),
+            thresholds=thresholds,
+        )
+    except DocNotFound:
+        log.info("no `%s` database yet (%s)", database, setup_hint)
+    except CouchUnavailable as exc:
+        log.warning("read model of `%s` not updated, CouchDB unreachable: %s", database, exc)
+    return None

@@ -15,12 +15,10 @@ from central.db.models import KioskRegistration
 from central.services.directory import publish_registration
 from central.services.hierarchy import get_unit
 from central.services.passwords import hash_secret
+from core.enrolment_codes import new_code
 from core.errors import Conflict, FieldError, InvalidInput, NotFound
 
-__all__ = ["KioskView", "issue_code", "list_kiosks", "revoke", "CODE_ALPHABET"]
-
-CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-"""No 0/O, 1/I: a code is read aloud over the phone and typed at the kiosk."""
+__all__ = ["KioskView", "issue_code", "list_kiosks", "revoke"]
 
 
 @dataclass(frozen=True)
@@ -53,7 +51,7 @@ def issue_code(
         )
     if len(label) > 60:
         raise InvalidInput(FieldError("label", "备注不能超过60字", "label too long"))
-    code = "-".join("".join(secrets.choice(CODE_ALPHABET) for _ in range(4)) for _ in range(3))
+    code = new_code()
     now = datetime.now(UTC)
     reg = KioskRegistration(
         id=f"{village_code}-{secrets.token_hex(4)}",

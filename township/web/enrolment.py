@@ -28,6 +28,7 @@ from litestar.datastructures import State
 from litestar.params import JSONBody
 
 from core.cases import Origin
+from core.enrolment_codes import normalise_code
 from core.errors import Conflict, FieldError, InvalidInput, NotFound
 from core.hierarchy import Level, level_of, township_of
 from sync.couch import connect, couch_errors, get_document
@@ -41,13 +42,11 @@ __all__ = [
     "EnrolmentRead",
     "AttemptLimiter",
     "KioskEnrolment",
-    "normalise_code",
     "handlers",
 ]
 
 log = logging.getLogger(__name__)
 
-CODE_ALPHABET = frozenset("ABCDEFGHJKLMNPQRSTUVWXYZ23456789")
 """The district's code alphabet (no 0/O, 1/I); a copy, since the apps share no code."""
 
 WRONG_CODE = "启用码不正确, 请核对后重新输入 (启用码由区政务服务管理部门发放)"
@@ -120,16 +119,6 @@ class AttemptLimiter:
         """Forget ``key``'s failures (after a successful enrolment)."""
         with self._lock:
             self._failures.pop(key, None)
-
-
-def normalise_code(code: str) -> str:
-    """``XXXX-XXXX-XXXX`` from what was typed (case, blanks and dashes forgiven)."""
-    chars = "".join(c for c in code.upper() if c not in " -\t")
-    if len(chars) != 12 or not set(chars) <= CODE_ALPHABET:
-        raise InvalidInput(
-            FieldError("code", "启用码应为12位字母和数字, 格式 XXXX-XXXX-XXXX", "code format")
-        )
-    return f"{chars[:4]}-{chars[4:8]}-{chars[8:]}"
 
 
 _hasher = PasswordHasher()
