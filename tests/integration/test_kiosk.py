@@ -14,9 +14,9 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -38,6 +38,7 @@ from sync.topology import (
     setup_township,
     village_database,
 )
+from tests.waiting import poll
 from township import db as township_db
 from township.app import create_app as create_township_app
 from township.settings import TownshipSettings
@@ -56,20 +57,7 @@ ITEMS = [i for i in demo_items() if i["code"] in {
     "500109SW0001", "500109SH0004"}]  # fmt: skip
 CSRF = "sanji_kiosk_csrf"
 
-_T = TypeVar("_T")
 _hasher = PasswordHasher()
-
-
-def poll(check: Callable[[], _T], what: str, timeout: float = 20.0) -> _T:
-    """Call ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.1)
 
 
 def _directory() -> list[dict[str, Any]]:

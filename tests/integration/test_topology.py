@@ -8,9 +8,8 @@ removes it; ``sanji sync status`` sees every replication.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import couchdb
 import pytest
@@ -32,6 +31,7 @@ from sync.topology import (
     setup_township,
     village_database,
 )
+from tests.waiting import poll
 
 DISTRICT = "500109000000"
 T = "500109102000"  # the township under test
@@ -44,20 +44,6 @@ REG_A1 = f"{A}-aa11bb22"
 REG_A2 = f"{A}-cc33dd44"
 REG_B1 = f"{B}-ee55ff66"
 REG_REVOKED = f"{A}-99999999"
-
-_T = TypeVar("_T")
-
-
-def poll(check: Callable[[], _T], what: str, timeout: float = 20.0) -> _T:
-    """Call ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.1)
 
 
 def _unit(code: str, level: str, township: str | None, village: str | None) -> dict[str, Any]:

@@ -7,11 +7,10 @@ credentials that open that village's database and no other one.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
@@ -22,6 +21,7 @@ from sync.devserver import PouchServer
 from sync.errors import CouchRejected
 from sync.remote import RemoteDatabase
 from sync.topology import add_node, node_username, setup_district, setup_township
+from tests.waiting import poll
 from township.app import create_app
 from township.settings import TownshipSettings
 
@@ -34,19 +34,6 @@ C = "500109103001"
 
 ENROL = "/api/v1/kiosk/enrol"
 _hasher = PasswordHasher(time_cost=1, memory_cost=8192)  # quick to hash; verify reads the params
-_T = TypeVar("_T")
-
-
-def poll(check: Callable[[], _T], what: str, timeout: float = 15.0) -> _T:
-    """Call ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.1)
 
 
 def _unit(code: str, level: str, township: str | None) -> dict[str, Any]:
