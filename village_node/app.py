@@ -24,25 +24,24 @@ from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
-from core.catalogue import CaseType, HandlingLevel, Kind, MaterialForm, Mode
-from core.identity import mask_resident_id
+from core.catalogue import Kind
 from sync.errors import DocNotFound
-from sync.store import SQLiteStore
-from village_node.agents import authenticate, find_agent
-from village_node.cases import (
-    FLAGS,
-    CaseDesk,
-    event_label,
-    is_online,
-    new_intake_key,
-    status_choices,
-)
-from village_node.catalogue import KioskCatalogue
+from village_node.agents import authenticate
 from village_node.enrolment import enrol, first_pull
 from village_node.errors import EnrolmentFailed, KioskError
 from village_node.i18n import install as install_i18n
-from village_node.settings import Enrolment, Settings, load_enrolment
-from village_node.syncing import Syncer, background_sync
+from village_node.settings import Settings
+from village_node.syncing import background_sync
+from village_node.web import cases, intake
+from village_node.web.common import (
+    Kiosk,
+    LoginRequired,
+    agent_guard,
+    flash,
+    kiosk_of,
+    page,
+    safe_target,
+)
 
 __all__ = ["create_app", "Kiosk"]
 
@@ -51,111 +50,13 @@ HERE = Path(__file__).resolve().parent
 OPEN_PATHS = ("/enrol", "/static/", "/lang/")
 
 
-class Kiosk:
-    """What every request works with: settings, the store, the catalogue and the syncer."""
-
-    def __init__(self, settings: Settings) -> None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.settings = settings
-        self.store = SQLiteStore(settings.store_path, "kiosk")
-        self.catalogue = KioskCatalogue(self.store)
-        self.syncer = Syncer(settings, self.store)
-        self.desk = CaseDesk(self.store)
-
-    @property
-    def enrolment(self) -> Enrolment | None:
-        """The saved enrolment (read each time: it is a small file)."""
-        return load_enrolment(self.settings)
-
-
-def _kiosk(connection: ASGIConnection) -> Kiosk:  # type: ignore[type-arg]
-    return connection.app.state.kiosk  # type: ignore[no-any-return]
-
-
-# --- sessions --------------------------------------------------------------------------------
-
-
-def session_user(connection: ASGIConnection) -> dict[str, Any] | None:  # type: ignore[type-arg]
-    """The logged-in agent's session data, if any."""
-    data = connection.scope.get("session")
-    return data if isinstance(data, dict) and data.get("user") else None
-
-
-class LoginRequired(NotAuthorizedException):
-    """No session, or it timed out (``expired``)."""
-
-    def __init__(self, expired: bool = False) -> None:
-        super().__init__()
-        self.expired = expired
-
-
-def agent_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:  # type: ignore[type-arg]
-    """An agent of this village is logged in, active within the idle timeout, still enabled."""
-    kiosk = _kiosk(connection)
-    user = session_user(connection)
-    if user is None:
-        raise LoginRequired()
-    now = time.time()
-    enrolment = kiosk.enrolment
-    idle = now - float(user.get("seen") or 0) > kiosk.settings.session_idle
-    if (
-        idle
-        or enrolment is None
-        or find_agent(kiosk.store, enrolment.village, user["user"]) is None
-    ):
-        connection.scope["session"] = {}
-        raise LoginRequired(expired=idle)
-    user["seen"] = now
-
-
-# --- page helpers ----------------------------------------------------------------------------
-
-
-def flash(request: Request, message: str, kind: str = "ok") -> None:  # type: ignore[type-arg]
-    """Leave a message for the next page the agent sees."""
-    request.session.setdefault("flash", []).append({"kind": kind, "message": message})
-
-
-def page(request: Request, name: str, status_code: int = 200, **context: Any) -> Template:  # type: ignore[type-arg]
-    """Render a page with the header's context: village, sync state, agent, messages."""
-    kiosk = _kiosk(request)
-    session = request.scope.get("session")
-    messages = session.pop("flash", []) if isinstance(session, dict) else []
-    state = kiosk.syncer.state()
-    view = kiosk.catalogue.current()
-    return Template(
-        name,
-        context={
-            "user": session_user(request),
-            "messages": messages,
-            "enrolment": kiosk.enrolment,
-            "sync": state,
-            "waiting": kiosk.syncer.waiting(state),
-            "syncing": kiosk.syncer.busy,
-            "catalogue_version": view.version if view is not None else None,
-            "Kind": Kind,
-            "Mode": Mode,
-            "HandlingLevel": HandlingLevel,
-            "CaseType": CaseType,
-            "MaterialForm": MaterialForm,
-            "mask_id": mask_resident_id,
-            **context,
-        },
-        status_code=status_code,
-    )
-
-
-def _safe_target(target: str) -> str:
-    return target if target.startswith("/") and not target.startswith("//") else "/"
-
-
 # --- enrolment -------------------------------------------------------------------------------
 
 
 @get("/enrol")
 async def enrol_form(request: Request) -> Template:  # type: ignore[type-arg]
     """The enrolment screen: the only page until the kiosk is enrolled."""
-    old = _kiosk(request).enrolment
+    old = kiosk_of(request).enrolment
     return page(
         request,
         "enrol.html",
@@ -170,7 +71,7 @@ async def enrol_form(request: Request) -> Template:  # type: ignore[type-arg]
 @post("/enrol")
 async def enrol_submit(request: Request) -> Template | Redirect:  # type: ignore[type-arg]
     """Present the one-time code to the township, save the credentials, pull the village data."""
-    kiosk = _kiosk(request)
+    kiosk = kiosk_of(request)
     form = await request.form()
     values = {k: str(form.get(k, "")).strip() for k in ("township_url", "village", "code")}
     try:
@@ -204,18 +105,18 @@ async def login_form(
     expired: FromQuery[bool] = False,
 ) -> Template:
     """The login page."""
-    return page(request, "login.html", next=_safe_target(next), expired=expired, failed=False)
+    return page(request, "login.html", next=safe_target(next), expired=expired, failed=False)
 
 
 @post("/login")
 async def login(request: Request) -> Template | Redirect:  # type: ignore[type-arg]
     """Check the agent's login offline against the replicated directory."""
-    kiosk = _kiosk(request)
+    kiosk = kiosk_of(request)
     enrolment = kiosk.enrolment
     assert enrolment is not None  # before_request sends the unenrolled to /enrol
     form = await request.form()
     username, password = str(form.get("username", "")), str(form.get("password", ""))
-    target = _safe_target(str(form.get("next", "/")))
+    target = safe_target(str(form.get("next", "/")))
     agent = await asyncio.to_thread(
         authenticate, kiosk.store, enrolment.village, username, password
     )
@@ -237,7 +138,7 @@ async def logout(request: Request) -> Redirect:  # type: ignore[type-arg]
 @get("/lang/{lang:str}")
 async def set_language(lang: FromPath[str], back: FromQuery[str] = "/") -> Redirect:
     """Switch between Chinese and English (a cookie)."""
-    response = Redirect(_safe_target(back))
+    response = Redirect(safe_target(back))
     response.set_cookie("lang", "en" if lang == "en" else "zh", max_age=365 * 24 * 3600)
     return response
 
@@ -258,7 +159,7 @@ async def catalogue_list(
     kind: FromQuery[str] = "",
 ) -> Template:
     """Browse by the four kinds and search by name, code or pinyin initials."""
-    view = _kiosk(request).catalogue.current()
+    view = kiosk_of(request).catalogue.current()
     kind = kind if kind in {k.value for k in Kind} else ""
     items = view.search(q, kind) if view is not None else []
     counts = view.count_by_kind() if view is not None else {}
@@ -268,7 +169,7 @@ async def catalogue_list(
 @get("/catalogue/{code:str}", guards=[agent_guard])
 async def catalogue_item(request: Request, code: FromPath[str]) -> Template:  # type: ignore[type-arg]
     """An item's guide: materials with templates, limits, fees, modes, handling level."""
-    found = _kiosk(request).catalogue.item(code)
+    found = kiosk_of(request).catalogue.item(code)
     if found is None:
         raise NotFoundException("目录中没有这个事项")
     return page(request, "item.html", guide=found, item=found.item)
@@ -282,7 +183,7 @@ async def template_file(
     filename: FromPath[str],
 ) -> Response[bytes]:
     """Download a material's template from the store."""
-    kiosk = _kiosk(request)
+    kiosk = kiosk_of(request)
     found = kiosk.catalogue.item(code)
     template = next(
         (
@@ -304,141 +205,13 @@ async def template_file(
     )
 
 
-# --- cases -----------------------------------------------------------------------------------
-
-
-async def _form_dict(request: Request) -> dict[str, Any]:  # type: ignore[type-arg]
-    form = await request.form()
-    data: dict[str, Any] = {k: str(v) for k, v in form.items()}
-    data["flags"] = [str(f) for f in form.getall("flags")] if "flags" in form else []
-    return data
-
-
-def _intake_page(
-    request: Request,  # type: ignore[type-arg]
-    guide: Any,
-    outcome: Any = None,
-    status_code: int = 200,
-    key: str = "",
-) -> Template:
-    kiosk = _kiosk(request)
-    view = kiosk.catalogue.current()
-    return page(
-        request,
-        "case_new.html",
-        status_code=status_code,
-        guide=guide,
-        item=guide.item if guide else None,
-        items=view.items if view else (),
-        outcome=outcome,
-        form=outcome.intake.values if outcome else {},
-        errors=outcome.intake.errors if outcome else {},
-        intake=outcome.intake if outcome else None,
-        intake_key=key
-        or (outcome.intake.values.get("intake_key") if outcome else "")
-        or new_intake_key(),
-        FLAGS=FLAGS,
-        online=is_online(kiosk.syncer.state()),
-    )
-
-
-@get("/cases/new", guards=[agent_guard])
-async def case_new(request: Request, item: FromQuery[str] = "") -> Template:  # type: ignore[type-arg]
-    """The new case wizard: choose the service, then one page of sections."""
-    guide = _kiosk(request).catalogue.item(item) if item else None
-    return _intake_page(request, guide)
-
-
-@post("/cases/new", guards=[agent_guard])
-async def case_new_submit(request: Request) -> Template | Redirect:  # type: ignore[type-arg]
-    """``action=review`` checks the form (pre-review, routing); ``action=save`` opens the case."""
-    kiosk = _kiosk(request)
-    data = await _form_dict(request)
-    guide = kiosk.catalogue.item(str(data.get("item", "")))
-    view = kiosk.catalogue.current()
-    enrolment = kiosk.enrolment
-    if guide is None or view is None or enrolment is None:
-        return page(
-            request, "error.html", status_code=400, message="请先从事项目录中选择要办理的事项"
-        )
-    user = session_user(request) or {}
-    online = is_online(kiosk.syncer.state())
-    author = str(user.get("user", ""))
-    if data.get("action") == "save":
-        outcome = await asyncio.to_thread(
-            kiosk.desk.save, data, guide.item, view.version, enrolment,
-            online=online, author=author,
-        )  # fmt: skip
-        if outcome.case is not None:
-            if outcome.repeated:
-                flash(request, "该表单已提交过, 未重复受理", "error")
-            else:
-                flash(request, f"已受理, 办件编号 {outcome.case.case_number}")
-            return Redirect(f"/cases/{outcome.case.case_number}/receipt")
-        return _intake_page(request, guide, outcome, 400)
-    outcome = await asyncio.to_thread(
-        kiosk.desk.review, data, guide.item, view.version, enrolment,
-        online=online, author=author,
-    )  # fmt: skip
-    return _intake_page(request, guide, outcome)
-
-
-@get("/cases", guards=[agent_guard])
-async def case_list(
-    request: Request,  # type: ignore[type-arg]
-    q: FromQuery[str] = "",
-    status: FromQuery[str] = "",
-) -> Template:
-    """This village's cases with their folded state, searchable and filtered by status."""
-    kiosk = _kiosk(request)
-    enrolment = kiosk.enrolment
-    assert enrolment is not None
-    rows, total = await asyncio.to_thread(
-        kiosk.desk.rows, enrolment.village, query=q, status=status
-    )
-    return page(
-        request, "cases.html", rows=rows, total=total, q=q, status=status, statuses=status_choices()
-    )
-
-
-def _case_row(request: Request, number: str) -> Any:  # type: ignore[type-arg]
-    kiosk = _kiosk(request)
-    row = kiosk.desk.by_number(number)
-    enrolment = kiosk.enrolment
-    if row is None or enrolment is None or row.case.village != enrolment.village:
-        raise NotFoundException("本机没有这个办件")
-    return row
-
-
-@get("/cases/{number:str}", guards=[agent_guard])
-async def case_page(request: Request, number: FromPath[str]) -> Template:  # type: ignore[type-arg]
-    """A case: its state, checklist, timeline and the township's notice if returned."""
-    row = await asyncio.to_thread(_case_row, request, number)
-    return page(request, "case.html", row=row, case=row.case, state=row.state,
-                event_label=event_label)  # fmt: skip
-
-
-@get("/cases/{number:str}/receipt", guards=[agent_guard])
-async def case_receipt(request: Request, number: FromPath[str]) -> Template:  # type: ignore[type-arg]
-    """The receipt and, with commitments, the commitment letter — printable on A5."""
-    row = await asyncio.to_thread(_case_row, request, number)
-    calendar = _kiosk(request).desk.calendar()
-    commitments = [
-        (m, bool(calendar.provisional_years_in(row.state.submitted_on or m.deadline, m.deadline)))
-        for m in row.case.materials
-        if m.deadline is not None
-    ]
-    return page(request, "receipt.html", row=row, case=row.case, state=row.state,
-                commitments=commitments)  # fmt: skip
-
-
 # --- sync ------------------------------------------------------------------------------------
 
 
 @post("/sync", guards=[agent_guard])
 async def sync_now(request: Request) -> Redirect:  # type: ignore[type-arg]
     """Sync now (push, then pull) and come back to the page the agent was on."""
-    kiosk = _kiosk(request)
+    kiosk = kiosk_of(request)
     form = await request.form()
     state = await asyncio.to_thread(kiosk.syncer.run)
     if state is None:
@@ -447,7 +220,7 @@ async def sync_now(request: Request) -> Redirect:  # type: ignore[type-arg]
         flash(request, state.last_error, "error")
     else:
         flash(request, f"同步完成: 上传 {state.pushed} 份, 下载 {state.pulled} 份")
-    return Redirect(_safe_target(str(form.get("back", "/"))))
+    return Redirect(safe_target(str(form.get("back", "/"))))
 
 
 # --- the app ---------------------------------------------------------------------------------
@@ -465,7 +238,7 @@ def enrolled_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:  # 
     """Until enrolled the kiosk shows only the enrolment screen; afterwards that screen is
     needed again only when the township refused the credentials (a new code to enter)."""
     path = connection.url.path
-    kiosk = _kiosk(connection)
+    kiosk = kiosk_of(connection)
     enrolled = kiosk.enrolment is not None
     if not enrolled and not path.startswith(OPEN_PATHS):
         raise EnrolFirst("/enrol")
@@ -540,11 +313,8 @@ def create_app(settings: Settings) -> Litestar:
             catalogue_item,
             template_file,
             sync_now,
-            case_new,
-            case_new_submit,
-            case_list,
-            case_page,
-            case_receipt,
+            *intake.ROUTES,
+            *cases.ROUTES,
             create_static_files_router(
                 path="/static", directories=[HERE / "static"], include_in_schema=False
             ),
