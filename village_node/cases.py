@@ -18,9 +18,11 @@ are made with ``create_all`` and need no migrations. It is caught up before ever
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -299,6 +301,33 @@ def handling_unit(item: CatalogueItem, village: str, township: str) -> str:
     return parent_of(township) or township
 
 
+class _Numbering:
+    """The counters and clock of one origin while a desk writes (see ``CaseDesk._numbering``)."""
+
+    def __init__(self, store: SQLiteStore, origin: Origin, local: dict[str, Any], last: int):
+        self.store, self.origin, self.local, self.counter = store, origin, local, last
+        stamp = local.get("hlc")
+        self.clock = HlcClock(
+            origin.key,
+            lambda: time.time_ns() // 1_000_000,
+            last=Hlc.parse(stamp) if stamp else None,
+        )
+
+    def next(self) -> int:
+        """The next counter of this origin."""
+        self.counter += 1
+        return self.counter
+
+    def write(self, docs: list[dict[str, Any]], **local: Any) -> None:
+        """Save ``docs`` and the advanced counter and clock (plus ``local`` fields) at once."""
+        counters = {**dict(self.local.get("counters") or {}), self.origin.key: self.counter}
+        record = {**self.local, **local, "counters": counters, "hlc": self.clock.last.encode()}
+        results = self.store.bulk_docs([record, *docs])
+        failed = [r for r in results if r.get("error")]
+        if failed:  # only the desk writes these, under its lock: should never happen
+            raise KioskError(f"保存失败, 请重试 ({failed[0].get('reason')})")
+
+
 class CaseDesk:
     """The kiosk's case service over its store."""
 
@@ -498,25 +527,15 @@ class CaseDesk:
         if not outcome.ok or outcome.mode is None:
             return outcome
         origin = Origin(enrolment.village, enrolment.instance)
-        with self._lock:
-            local = self.store.get_local(KIOSK_LOCAL) or {"_id": KIOSK_LOCAL}
-            intakes: dict[str, str] = dict(local.get("intakes") or {})
+        with self._numbering(origin) as numbering:
+            intakes: dict[str, str] = dict(numbering.local.get("intakes") or {})
             if key in intakes:
                 return Outcome(outcome.intake, case=self.case(intakes[key]), repeated=True)
-            counters: dict[str, int] = dict(local.get("counters") or {})
-            counter = counters.get(origin.key, 0) + 1
-            if self._taken(origin, counter):  # the local record was lost or is behind
-                counter = max(counter - 1, self._highest_counter(origin)) + 1
-            last = local.get("hlc")
-            clock = HlcClock(
-                origin.key,
-                lambda: time.time_ns() // 1_000_000,
-                last=Hlc.parse(last) if last else None,
-            )
+            counter = numbering.next()
             now = datetime.now(CHINA_TIME)
             case = self._build(
                 outcome, item, catalogue_version, enrolment, counter, now, author,
-                dry=False, hlc=clock.tick(),
+                dry=False, hlc=numbering.clock.tick(),
             )  # fmt: skip
             if case is None:
                 return outcome
@@ -524,24 +543,29 @@ class CaseDesk:
                 case,
                 Submitted(),
                 origin=origin,
-                counter=counter + 1,
-                hlc=clock.tick(after=case.stamp),
+                counter=numbering.next(),
+                hlc=numbering.clock.tick(after=case.stamp),
                 wall_time=now,
                 author=author,
             )
             intakes[key] = case.id
             if len(intakes) > REMEMBERED_KEYS:
                 intakes = dict(list(intakes.items())[-REMEMBERED_KEYS:])
-            counters[origin.key] = counter + 1
-            local = {**local, "counters": counters, "hlc": clock.last.encode(),
-                     "intakes": intakes}  # fmt: skip
-            results = self.store.bulk_docs([local, case_to_doc(case), event_to_doc(event)])
-            failed = [r for r in results if r.get("error")]
-            if failed:  # only this desk writes these, under the lock: should never happen
-                raise KioskError(f"保存失败, 请重试 ({failed[0].get('reason')})")
+            numbering.write([case_to_doc(case), event_to_doc(event)], intakes=intakes)
         self.catch_up()
         outcome.case = case
         return outcome
+
+    @contextlib.contextmanager
+    def _numbering(self, origin: Origin) -> Iterator[_Numbering]:
+        """Number and stamp documents of ``origin`` under the desk's lock; ``write`` saves
+        them with the kiosk's counters and clock (``_local/kiosk``) in one transaction."""
+        with self._lock:
+            local = self.store.get_local(KIOSK_LOCAL) or {"_id": KIOSK_LOCAL}
+            last = int(dict(local.get("counters") or {}).get(origin.key, 0))
+            if self._taken(origin, last + 1):  # the local record was lost or is behind
+                last = max(last, self._highest_counter(origin))
+            yield _Numbering(self.store, origin, local, last)
 
     def _taken(self, origin: Origin, counter: int) -> bool:
         """The case id of ``counter`` or the event id of ``counter + 1`` is already used."""
