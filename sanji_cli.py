@@ -373,7 +373,7 @@ def cmd_sync_status(args: argparse.Namespace) -> int:
 
 
 def cmd_kiosk(args: argparse.Namespace) -> int:
-    """Run the village kiosk on 127.0.0.1 (headless for now: the window is a later step)."""
+    """Run the village kiosk on 127.0.0.1, in its window unless --headless."""
     import socket
 
     import uvicorn
@@ -391,11 +391,11 @@ def cmd_kiosk(args: argparse.Namespace) -> int:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
-    if not args.headless:
-        print(
-            "终端窗口 (pywebview) 将在下一步提供; 现在以无窗口方式运行, 请用浏览器打开下面的地址。"
-        )
     print(f"村便民服务站终端: http://127.0.0.1:{port}/  数据: {settings.data_dir}", flush=True)
+    if not args.headless:
+        from village_node.window import run_window
+
+        return run_window(settings, port, fullscreen=args.fullscreen)
     uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
     return 0
 
@@ -520,6 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     kiosk.add_argument("--port", type=int, default=0, help="端口 (默认自动选一个空闲端口)")
     kiosk.add_argument("--headless", action="store_true", help="不打开窗口, 只提供网页服务")
+    kiosk.add_argument("--fullscreen", action="store_true", help="窗口全屏 (触摸屏终端)")
     kiosk.add_argument(
         "--sync-interval",
         type=float,

@@ -2,6 +2,7 @@
 #   .venv/                      Python virtual environment with Sanji installed (editable)
 #   tools/pouchdb/node_modules  pouchdb-server 4.2.0, the CouchDB stand-in for development and tests
 #   /usr/bin/chromium           Debian's Chromium, for the browser tests (./test only)
+#   Qt WebEngine's libraries    for the test of the kiosk's real window (./test only)
 # Download caches stay outside the clone (pip: ~/.cache/pip, npm: ~/.npm).
 set -euo pipefail
 
@@ -19,6 +20,9 @@ need_python() {
 
 setup_python() {
   local extras="$1" stamp=.venv/.sanji-installed want
+  # The tests open the kiosk's real window, so the test extra brings the kiosk extra
+  # (pywebview + PyQt6 WebEngine, ~530 MB): one development venv for ./run and ./test.
+  if [ "$extras" = test ]; then extras="test,kiosk"; fi
   want="$(cat pyproject.toml | sha256sum | cut -c1-16) $extras"
   if [ ! -x .venv/bin/python ]; then
     say "creating .venv"
@@ -43,11 +47,24 @@ setup_pouchdb() {
   fi
 }
 
+# What Qt WebEngine (the kiosk window, PyQt6's wheels) loads from the system on Debian bookworm.
+QT_DEBS="libnss3 libnspr4 libxcomposite1 libxdamage1 libxrandr2 libxtst6 libxkbcommon0
+  libxkbcommon-x11-0 libxkbfile1 libx11-xcb1 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1
+  libxcb-image0 libxcb-render-util0 libxcb-shape0 libxcb-randr0 libxcb-xkb1 libegl1 libgl1
+  libgbm1 libasound2 libfontconfig1 libdbus-1-3 libglib2.0-0"
+
 setup_chromium() {
-  if [ -x /usr/bin/chromium ]; then return 0; fi
-  local sudo=""
+  # The browser tests' Debian packages: Chromium, and Qt WebEngine's libraries for the kiosk
+  # window's test. Only what is missing is installed, so a second run costs one dpkg-query.
+  local missing="" pkg sudo=""
+  [ -x /usr/bin/chromium ] || missing="chromium"
+  for pkg in $QT_DEBS; do
+    dpkg-query -W -f='${db:Status-Abbrev}' "$pkg" 2>/dev/null | grep -q '^ii' || missing="$missing $pkg"
+  done
+  [ -n "$missing" ] || return 0
   [ "$(id -u)" = 0 ] || sudo="sudo"
-  say "installing Debian's chromium for the browser tests"
+  say "installing Debian packages for the browser tests:$missing"
   $sudo apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium >&2
+  # shellcheck disable=SC2086 # one word per package
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing >&2
 }
