@@ -74,6 +74,9 @@ class ReplicationResult:
     missing_checked: int = 0
     batches: int = 0
     failures: list[str] = field(default_factory=list)
+    refused: list[dict[str, str]] = field(default_factory=list)
+    """The documents the target refused or could not take (``id``, ``error``, ``reason``):
+    skipped and checkpointed past, so whoever runs the replication must report them."""
 
 
 def replication_id(rep: Replication) -> str:
@@ -219,6 +222,9 @@ def _write(target: Database, docs: list[Doc], result: ReplicationResult) -> None
         if len(docs) == 1:
             result.doc_write_failures += 1
             result.failures.append(f"{docs[0]['_id']}: too large for the target")
+            result.refused.append(
+                {"id": docs[0]["_id"], "error": "too_large", "reason": "too large for the target"}
+            )
             return
         half = len(docs) // 2
         _write(target, docs[:half], result)
@@ -227,6 +233,11 @@ def _write(target: Database, docs: list[Doc], result: ReplicationResult) -> None
     refused = {"forbidden", "unauthorized"}
     failed = [e for e in errors if e.get("error") not in refused]
     result.denied += len(errors) - len(failed)
+    result.refused.extend(
+        {"id": str(e.get("id")), "error": str(e.get("error")), "reason": str(e.get("reason", ""))}
+        for e in errors
+        if e.get("error") in refused
+    )
     result.docs_written += len(docs) - len(errors)
     if failed:
         result.doc_write_failures += len(failed)

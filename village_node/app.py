@@ -24,14 +24,16 @@ from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
+from core.cases import parse_event_id
 from core.catalogue import Kind
 from sync.errors import DocNotFound
 from village_node.agents import authenticate
 from village_node.enrolment import enrol, first_pull
 from village_node.errors import EnrolmentFailed, KioskError
+from village_node.i18n import EN, language, local_time
 from village_node.i18n import install as install_i18n
 from village_node.settings import Settings
-from village_node.syncing import background_sync
+from village_node.syncing import SyncState, background_sync
 from village_node.web import cases, intake
 from village_node.web.common import (
     Kiosk,
@@ -69,8 +71,9 @@ async def enrol_form(request: Request) -> Template:  # type: ignore[type-arg]
 
 
 @post("/enrol")
-async def enrol_submit(request: Request) -> Template | Redirect:  # type: ignore[type-arg]
-    """Present the one-time code to the township, save the credentials, pull the village data."""
+async def enrol_submit(request: Request) -> Template | Redirect | Response[Any]:  # type: ignore[type-arg]
+    """Present the one-time code to the township, save the credentials, pull the village data
+    (in the background with a progress bar when the page asks for JSON)."""
     kiosk = kiosk_of(request)
     form = await request.form()
     values = {k: str(form.get(k, "")).strip() for k in ("township_url", "village", "code")}
@@ -84,7 +87,13 @@ async def enrol_submit(request: Request) -> Template | Redirect:  # type: ignore
             values["code"],
         )
     except EnrolmentFailed as exc:
+        if _wants_json(request):
+            return Response({"error": str(exc)}, status_code=400)
         return page(request, "enrol.html", status_code=400, form=values, error=str(exc))
+    if _wants_json(request):  # the page shows the first pull's progress, then goes on
+        kiosk.syncer.start()
+        flash(request, "本终端已启用, 本村资料已从镇街服务中心下载。请登录。")
+        return Response({"next": "/login"})
     try:
         result = await asyncio.to_thread(first_pull, kiosk.settings, kiosk.store, enrolment)
     except EnrolmentFailed as exc:
@@ -208,19 +217,84 @@ async def template_file(
 # --- sync ------------------------------------------------------------------------------------
 
 
+def _wants_json(request: Request) -> bool:  # type: ignore[type-arg]
+    return "application/json" in request.headers.get("accept", "")
+
+
+def _outcome(state: SyncState) -> str:
+    return state.last_error or f"同步完成: 上传 {state.pushed} 份, 下载 {state.pulled} 份"
+
+
 @post("/sync", guards=[agent_guard])
-async def sync_now(request: Request) -> Redirect:  # type: ignore[type-arg]
-    """Sync now (push, then pull) and come back to the page the agent was on."""
+async def sync_now(request: Request) -> Redirect | Response[Any]:  # type: ignore[type-arg]
+    """Sync now (push, then pull). The page's script asks for JSON: the sync then runs in the
+    background and the page follows ``/sync/progress``; a plain form post waits for it."""
     kiosk = kiosk_of(request)
+    if _wants_json(request):
+        return Response({"started": kiosk.syncer.start()})
     form = await request.form()
     state = await asyncio.to_thread(kiosk.syncer.run)
     if state is None:
         flash(request, "正在同步, 请稍候")
-    elif state.last_error:
-        flash(request, state.last_error, "error")
     else:
-        flash(request, f"同步完成: 上传 {state.pushed} 份, 下载 {state.pulled} 份")
+        flash(request, _outcome(state), "error" if state.last_error else "ok")
     return Redirect(safe_target(str(form.get("back", "/"))))
+
+
+@get("/sync/progress")
+async def sync_progress(request: Request) -> dict[str, Any]:  # type: ignore[type-arg]
+    """What the header shows, for the page's script to follow a sync as it runs."""
+    kiosk = kiosk_of(request)
+    syncer = kiosk.syncer
+    progress, state = syncer.progress, syncer.state()
+    busy = syncer.busy
+    return {
+        "busy": busy,
+        "phase": progress.phase,
+        "done": progress.done,
+        "total": progress.total,
+        "percent": progress.percent,
+        "link": state.link,
+        "link_label": EN.get(state.link_label, state.link_label)
+        if language(request) == "en"
+        else state.link_label,
+        "retry_in": state.retry_in(),
+        "last_sync": local_time(state.last_success) or "—",
+        "waiting": await asyncio.to_thread(syncer.waiting, state),
+        "error": state.last_error,
+        "refused": len(state.refused),
+        "message": "" if busy or not state.last_attempt else _outcome(state),
+    }
+
+
+@get("/sync", guards=[agent_guard])
+async def sync_page(request: Request) -> Template:  # type: ignore[type-arg]
+    """The sync in detail: the last attempts and the documents the township refused."""
+    kiosk = kiosk_of(request)
+    state = kiosk.syncer.state()
+    refused = [(r, _case_number_of(kiosk, r["id"])) for r in state.refused]
+    return page(request, "sync.html", refused=refused)
+
+
+def _case_number_of(kiosk: Kiosk, doc_id: str) -> str:
+    """The number of the case a refused document belongs to ("" for other documents)."""
+    try:
+        of_case = parse_event_id(doc_id)[0] if doc_id.startswith("case_event:") else doc_id
+        return (
+            str(kiosk.store.get(of_case).get("case_number", ""))
+            if of_case.startswith("case:")
+            else ""
+        )
+    except (ValueError, DocNotFound):
+        return ""
+
+
+@post("/sync/refused/forget", guards=[agent_guard])
+async def forget_refused(request: Request) -> Redirect:  # type: ignore[type-arg]
+    """The agent has read the list of refused documents."""
+    await asyncio.to_thread(kiosk_of(request).syncer.forget_refused)
+    flash(request, "已清除拒收记录; 这些文档仍保存在本机")
+    return Redirect("/sync")
 
 
 # --- the app ---------------------------------------------------------------------------------
@@ -313,6 +387,9 @@ def create_app(settings: Settings) -> Litestar:
             catalogue_item,
             template_file,
             sync_now,
+            sync_progress,
+            sync_page,
+            forget_refused,
             *intake.ROUTES,
             *cases.ROUTES,
             create_static_files_router(

@@ -34,6 +34,34 @@ EN: dict[str, str] = {
     "上次同步": "Last sync",
     "待上传": "Waiting to go up",
     "目录版本": "Catalogue version",
+    "上传": "Uploading",
+    "下载": "Downloading",
+    "详情": "Details",
+    "查看": "View",
+    "同步详情": "Sync details",
+    "网络": "Link",
+    "上次成功同步": "Last successful sync",
+    "上次尝试": "Last attempt",
+    "上次上传 / 下载": "Last sent / received",
+    "份": "documents",
+    "镇街服务中心": "Township centre",
+    "联网时每隔几分钟自动同步; 断网后会自动重试, 网络恢复后立即同步。": (
+        "Syncs every few minutes when online; retries after a failure and syncs as soon as the "
+        "link returns."
+    ),
+    "镇街拒收的文档": "Documents the township refused",
+    "以下文档未被镇街服务中心接收。它们仍完整保存在本机, 但不会再自动上传; 请告诉镇街工作人员。": (
+        "The township centre did not accept these documents. They are kept whole on this PC "
+        "but will not be sent again by themselves; tell the township staff the reason."
+    ),
+    "原因": "Reason",
+    "时间": "Time",
+    "文档": "Document",
+    "已知悉, 清除记录": "Seen, clear the list",
+    "没有被拒收的文档。": "No document was refused.",
+    "镇街服务中心拒收了本机的文档": "The township centre refused documents of this PC",
+    "份 (仍保存在本机)。": "(still kept on this PC).",
+    "正在启用并下载本村资料": "Enrolling and downloading the village's data",
     "终端启用": "Kiosk enrolment",
     "镇街服务中心地址": "Township centre address",
     "村(社区)代码": "Village code",

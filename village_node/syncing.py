@@ -9,7 +9,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from typing import Any
@@ -17,12 +17,13 @@ from urllib.parse import urlsplit
 
 from sync.errors import CouchRejected, CouchUnavailable, DocNotFound, SyncError
 from sync.remote import RemoteDatabase
-from sync.replicator import Replication, replicate
+from sync.replicator import Replication, ReplicationResult, replicate
 from sync.store import SQLiteStore
 from village_node.catalogue import KioskCatalogue
 from village_node.settings import Enrolment, Settings, load_enrolment
 
 __all__ = [
+    "Progress",
     "SyncState",
     "Syncer",
     "UPWARD_PREFIXES",
@@ -50,6 +51,11 @@ PROBE_EVERY = 5.0
 """While offline, how often the background task checks cheaply whether the link is back."""
 PROBE_TIMEOUT = 3.0
 
+REFUSED_KEPT = 50
+"""Refused documents remembered for the agent (the newest)."""
+
+OFFLINE_MESSAGE = "无法连接镇街服务中心 (离线)。数据都保存在本机, 联网后会自动同步。"
+
 REVOKED = "revoked"
 OFFLINE = "offline"
 ERROR = "error"
@@ -73,6 +79,9 @@ class SyncState:
     """The nominal pause before the next automatic retry (doubles each failure)."""
     retry_at: float = 0.0
     """When (epoch seconds, jittered) the background task retries; 0 when not offline."""
+    refused: list[dict[str, str]] = field(default_factory=list)
+    """Documents the township refused (``id``, ``reason``, ``at``), newest first, until the
+    agent has seen them: they stay on this PC but will not go up as they are."""
 
     def retry_in(self, now: float | None = None) -> int:
         """Whole seconds until the next automatic retry (0 if none is planned or it is due)."""
@@ -81,9 +90,38 @@ class SyncState:
         return max(0, round(self.retry_at - (time.time() if now is None else now)))
 
     @property
+    def link(self) -> str:
+        """What the header says of the link: ``revoked``, ``online``, ``never`` or ``offline``."""
+        if self.revoked:
+            return "revoked"
+        if self.online is None:
+            return "never"
+        return "online" if self.online else "offline"
+
+    @property
+    def link_label(self) -> str:
+        """``link`` in Chinese."""
+        return {"revoked": "已吊销", "online": "在线", "never": "未同步"}.get(self.link, "离线")
+
+    @property
     def revoked(self) -> bool:
         """The township refused our credentials at the last attempt."""
         return self.error_kind == REVOKED
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far the running sync is: its phase and the changes done of those it found."""
+
+    phase: str = ""
+    """``push`` (上传), ``pull`` (下载) or empty when no sync runs."""
+    done: int = 0
+    total: int = 0
+
+    @property
+    def percent(self) -> int:
+        """Whole percent of the phase done (0 while the total is unknown)."""
+        return min(100, round(100 * self.done / self.total)) if self.total > 0 else 0
 
 
 def _now() -> str:
@@ -119,6 +157,7 @@ class Syncer:
         self._catalogue = KioskCatalogue(store)
         self.retry_first = RETRY_FIRST
         self.retry_max = min(RETRY_MAX, settings.sync_interval or RETRY_MAX)
+        self.progress = Progress()
 
     @property
     def busy(self) -> bool:
@@ -166,6 +205,7 @@ class Syncer:
             "last_error": state.last_error,
             "error_kind": state.error_kind,
             "waiting": self.waiting(state),
+            "refused": len(state.refused),
             "catalogue_version": view.version if view is not None else None,
             "clock": _now(),
             "app_version": _app_version(),
@@ -227,7 +267,66 @@ class Syncer:
         try:
             return self._run()
         finally:
+            self.progress = Progress()
             self._running.release()
+
+    def start(self) -> bool:
+        """Run a sync in a thread of its own (``progress`` tells how far it is); False if one
+        is already running."""
+        if not self._running.acquire(blocking=False):
+            return False
+
+        def work() -> None:
+            try:
+                self._run()
+            except Exception:  # a thread's exception would otherwise vanish
+                log.exception("sync failed")
+            finally:
+                self.progress = Progress()
+                self._running.release()
+
+        threading.Thread(target=work, name="kiosk-sync", daemon=True).start()
+        return True
+
+    def _replicate(self, phase: str, rep: Replication) -> ReplicationResult:
+        """One replication, reporting its progress as changes done of those found at start."""
+        self.progress = Progress(phase)
+        end = _seq_number(rep.source.info().get("update_seq"))
+
+        def report(result: ReplicationResult) -> None:
+            start = _seq_number(result.start_seq)
+            done = _seq_number(result.last_seq) - start
+            self.progress = Progress(phase, max(0, done), max(done, end - start, 0))
+
+        return replicate(rep, progress=report)
+
+    def check_link(self) -> bool:
+        """Whether the township answers right now; if not, the kiosk shows offline at once and
+        the background task retries as after a failed sync."""
+        if self.probe():
+            return True
+        state = self.state()
+        if state.error_kind not in (OFFLINE, REVOKED):
+            state.online, state.error_kind, state.last_error = False, OFFLINE, OFFLINE_MESSAGE
+            self._plan_retry(state)
+            self._save(state)
+        return False
+
+    def forget_refused(self) -> None:
+        """The agent has seen the refused documents: stop showing them."""
+        state = self.state()
+        state.refused = []
+        self._save(state)
+
+    def _note_refused(self, state: SyncState, result: ReplicationResult) -> None:
+        when = _now()
+        new = [
+            {"id": r["id"], "reason": r.get("reason") or r.get("error", ""), "at": when}
+            for r in result.refused
+        ]
+        if new:
+            log.warning("the township refused %d document(s): %s", len(new), new[:3])
+            state.refused = (new + state.refused)[:REFUSED_KEPT]
 
     def _run(self) -> SyncState:
         state = self.state()
@@ -244,12 +343,14 @@ class Syncer:
         )
         try:
             up = Replication(self.store, remote, batch_size=BATCH_SIZE)
-            push = replicate(up)
-            pull = replicate(Replication(remote, self.store, batch_size=BATCH_SIZE))
+            push = self._replicate("push", up)
+            self._note_refused(state, push)  # checkpointed past: noted even if the rest fails
+            pull = self._replicate("pull", Replication(remote, self.store, batch_size=BATCH_SIZE))
             # Once more up: what just came down is found on the township (nothing sent), so
             # the checkpoint moves past it and "waiting" counts only what is really ours.
             again = replicate(up)
             state.pushed_seq = _seq_number(again.last_seq)
+            self._note_refused(state, again)
         except CouchRejected as exc:
             state.online, state.error_kind = True, REVOKED
             state.last_error = (
@@ -259,7 +360,7 @@ class Syncer:
             log.warning("sync refused: %s", exc)
         except (CouchUnavailable, OSError) as exc:
             state.online, state.error_kind = False, OFFLINE
-            state.last_error = "无法连接镇街服务中心 (离线)。数据都保存在本机, 联网后会自动同步。"
+            state.last_error = OFFLINE_MESSAGE
             log.info("sync: offline: %s", exc)
             self._plan_retry(state)
         except DocNotFound as exc:

@@ -244,6 +244,9 @@ def test_forbidden_writes_are_skipped_and_counted(make: Callable[[str], Database
             )
         result = replicate(Replication(source, target, batch_size=4))
         assert (result.docs_written, result.denied) == (5, 5)
+        assert sorted(r["id"] for r in result.refused) == [f"doc{n:04d}" for n in (1, 3, 5, 7, 9)]
+        assert {r["error"] for r in result.refused} == {"forbidden"}
+        assert all("odd" in r["reason"] for r in result.refused)
         assert result.last_seq == source.info()["update_seq"]
         assert target.get("doc0002")["n"] == 2
         with pytest.raises(DocNotFound):

@@ -115,6 +115,7 @@ def page(request: Request, name: str, status_code: int = 200, **context: Any) ->
             "sync": state,
             "waiting": kiosk.syncer.waiting(state),
             "syncing": kiosk.syncer.busy,
+            "progress": kiosk.syncer.progress,
             "catalogue_version": view.version if view is not None else None,
             "Kind": Kind,
             "Mode": Mode,
