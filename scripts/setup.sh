@@ -20,9 +20,6 @@ need_python() {
 
 setup_python() {
   local extras="$1" stamp=.venv/.sanji-installed want
-  # The tests open the kiosk's real window, so the test extra brings the kiosk extra
-  # (pywebview + PyQt6 WebEngine, ~530 MB): one development venv for ./run and ./test.
-  if [ "$extras" = test ]; then extras="test,kiosk"; fi
   want="$(cat pyproject.toml | sha256sum | cut -c1-16) $extras"
   if [ ! -x .venv/bin/python ]; then
     say "creating .venv"
@@ -53,7 +50,7 @@ QT_DEBS="libnss3 libnspr4 libxcomposite1 libxdamage1 libxrandr2 libxtst6 libxkbc
   libxcb-image0 libxcb-render-util0 libxcb-shape0 libxcb-randr0 libxcb-xkb1 libegl1 libgl1
   libgbm1 libasound2 libfontconfig1 libdbus-1-3 libglib2.0-0"
 
-setup_chromium() {
+setup_browsers() {
   # The browser tests' Debian packages: Chromium, and Qt WebEngine's libraries for the kiosk
   # window's test. Only what is missing is installed, so a second run costs one dpkg-query.
   local missing="" pkg sudo=""

@@ -22,7 +22,7 @@ import contextlib
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -34,17 +34,31 @@ from sqlalchemy import func, select
 from core.calendar import WorkCalendar, calendar_from_settings
 from core.cases import (
     CHINA_TIME,
+    RATING_LABELS,
+    Accepted,
     Case,
+    CaseEvent,
+    Completed,
+    Delivered,
+    Delivery,
     EventKind,
+    EventPayload,
     MaterialStatus,
+    MissingMaterial,
     Organisation,
     Origin,
     Person,
+    Rated,
+    RatingChannel,
+    Recipient,
     Representative,
+    Resubmitted,
+    Returned,
     Submitted,
     case_from_doc,
     case_to_doc,
     event_to_doc,
+    is_bad_rating,
     local_date,
     new_case,
     new_event,
@@ -55,7 +69,7 @@ from core.cases import event_id as make_event_id
 from core.catalogue import CatalogueItem, Eligibility, HandlingLevel, Mode
 from core.clock import Hlc, HlcClock
 from core.errors import InvalidInput
-from core.fold import OPEN, CaseState, CaseStatus
+from core.fold import OPEN, CaseState, CaseStatus, RatingRecord, fold
 from core.hierarchy import parent_of
 from core.identity import mask_resident_id
 from core.prereview import MaterialInput, PreReview, materials_states, prereview
@@ -63,13 +77,13 @@ from core.routing import RouteOption, choose, recommend, route_options
 from core.sla import Colour, SlaThresholds, colour_of, thresholds_from_settings
 from sync.errors import DocNotFound
 from sync.projection import project, refold_all
-from sync.readmodel import CaseDoc
+from sync.readmodel import CaseDoc, CaseEventDoc
 from sync.readmodel import CaseRow as CaseTable
 from sync.readmodel import metadata as read_model_metadata
 from sync.sql import make_engine, make_sessionmaker
 from sync.store import SQLiteStore
 from village_node.enrolment import KIOSK_LOCAL
-from village_node.errors import KioskError
+from village_node.errors import KioskError, NotFoundHere
 from village_node.settings import Enrolment
 from village_node.syncing import SyncState
 
@@ -81,6 +95,17 @@ __all__ = [
     "CaseDesk",
     "new_intake_key",
     "is_online",
+    "Action",
+    "CaseActions",
+    "DELIVERY_CHOICES",
+    "RATING_TAGS",
+    "RATEABLE",
+    "case_actions",
+    "completion_refusal",
+    "kiosk_rating",
+    "notice_lines",
+    "resubmission_keys",
+    "rating_values",
 ]
 
 LIST_PAGE = 200
@@ -683,6 +708,183 @@ class CaseDesk:
             return None
         return self._row(case, state, self.calendar(), self.thresholds(), today)
 
+    # --- actions after intake ------------------------------------------------------------
+    # Each action checks the case's folded state and writes its events under the desk's lock
+    # (``_numbering``), so a form posted twice finds the first post's events and writes nothing.
+
+    def _current(self, case_id: str, village: str, today: date) -> tuple[Case, CaseState]:
+        """This village's case, folded from every document the store holds now."""
+        try:
+            case = self.case(case_id)
+        except DocNotFound:
+            raise NotFoundHere("本机没有这个办件") from None
+        if case.village != village:
+            raise KioskError("这不是本村的办件, 不能在本机办理")
+        self.catch_up(today)
+        with self._sessions() as session:
+            docs = list(
+                session.scalars(select(CaseEventDoc.doc).where(CaseEventDoc.case_id == case.id))
+            )
+        return case, fold(case, docs, self.calendar(), today)
+
+    @staticmethod
+    def _events(
+        numbering: _Numbering,
+        case: Case,
+        state: CaseState,
+        payloads: Sequence[EventPayload],
+        now: datetime,
+        author: str,
+    ) -> list[CaseEvent]:
+        """Events in this order, each stamped after what the kiosk saw of the case."""
+        events: list[CaseEvent] = []
+        after = state.last_stamp
+        for payload in payloads:
+            stamp = numbering.clock.tick(after=after)
+            events.append(
+                new_event(
+                    case,
+                    payload,
+                    origin=numbering.origin,
+                    counter=numbering.next(),
+                    hlc=stamp,
+                    wall_time=now,
+                    author=author,
+                )
+            )
+            after = stamp
+        return events
+
+    def complete_on_the_spot(
+        self,
+        case_id: str,
+        enrolment: Enrolment,
+        *,
+        result: str,
+        delivery: str,
+        handed_over: bool = True,
+        person: str = "",
+        note: str = "",
+        author: str,
+    ) -> Action:
+        """Accept and complete this village's on-the-spot case here (``accepted``, ``completed``
+        and, if the result is already in the citizen's hands, ``delivered``) in one transaction.
+        A case already completed writes nothing."""
+        result, note, person = result.strip(), note.strip(), person.strip()
+        if not result:
+            raise KioskError("请填写办理结果 (例如: 已签约, 协议已交群众)")
+        if len(result) > 2000 or len(note) > 2000:
+            raise KioskError("办理结果和备注各不能超过2000字")
+        if len(person) > 200:
+            raise KioskError("领取人姓名过长")
+        try:
+            via = Delivery(delivery)
+        except ValueError:
+            raise KioskError("请选择办理结果怎样交到群众手中") from None
+        now = datetime.now(CHINA_TIME)
+        origin = Origin(enrolment.village, enrolment.instance)
+        with self._numbering(origin) as numbering:
+            case, state = self._current(case_id, enrolment.village, local_date(now))
+            if state.status is CaseStatus.COMPLETED:
+                return Action(f"本件已于 {state.completed_on} 办结, 未重复保存")
+            refusal = completion_refusal(case, state, enrolment.village)
+            if refusal:
+                raise KioskError(refusal)
+            payloads: list[EventPayload] = []
+            if state.status is not CaseStatus.ACCEPTED:
+                payloads.append(Accepted(note="村便民服务站就近办, 当场受理"))
+            payloads.append(Completed(result=result, delivery=via, note=note))
+            if handed_over:
+                payloads.append(
+                    Delivered(to=Recipient.CITIZEN, via=via, person=person or case.applicant.name)
+                )
+            events = self._events(numbering, case, state, payloads, now, author)
+            numbering.write([event_to_doc(e) for e in events])
+        self.catch_up()
+        handed = "结果已交群众" if handed_over else "请记得把结果交给群众"
+        return Action(f"已办结 ({via.label}), {handed}。请群众对本次服务作出评价。", _ids(events))
+
+    def resubmit(
+        self,
+        case_id: str,
+        enrolment: Enrolment,
+        *,
+        provided: Iterable[str],
+        note: str = "",
+        author: str,
+    ) -> Action:
+        """Send a returned case back with every material its one-time notice asked for
+        (``resubmitted``); the township accepts it afresh. A repeated post writes nothing."""
+        note = note.strip()
+        if len(note) > 2000:
+            raise KioskError("补正说明不能超过2000字")
+        now = datetime.now(CHINA_TIME)
+        origin = Origin(enrolment.village, enrolment.instance)
+        with self._numbering(origin) as numbering:
+            case, state = self._current(case_id, enrolment.village, local_date(now))
+            if state.status is not CaseStatus.RETURNED or state.notice is None:
+                if _last_applied(state, EventKind.RETURNED, EventKind.RESUBMITTED) == (
+                    EventKind.RESUBMITTED
+                ):
+                    return Action("本件已补正并重新提交, 未重复保存")
+                raise KioskError(
+                    f"本件当前为“{state.status.label}”; 只有被镇街退回补正的办件才能补正提交"
+                )
+            keys = resubmission_keys(state.notice, provided)
+            events = self._events(
+                numbering, case, state, [Resubmitted(provided=keys, note=note)], now, author
+            )
+            numbering.write([event_to_doc(e) for e in events])
+        self.catch_up()
+        return Action("已补正并重新提交; 同步后镇街将重新受理, 办理时限重新计算。", _ids(events))
+
+    def rate(
+        self,
+        case_id: str,
+        enrolment: Enrolment,
+        *,
+        level: int | str,
+        tags: Iterable[str] = (),
+        text: str = "",
+        anonymous: bool = False,
+        author: str,
+    ) -> Action:
+        """Record the citizen's 好差评 of a completed (or refused) case: one kiosk rating per
+        case; the same rating posted again writes nothing, a different one is refused."""
+        value, chosen, text = rating_values(level, tags, text)
+        now = datetime.now(CHINA_TIME)
+        origin = Origin(enrolment.village, enrolment.instance)
+        with self._numbering(origin) as numbering:
+            case, state = self._current(case_id, enrolment.village, local_date(now))
+            earlier = kiosk_rating(state)
+            if earlier is not None:
+                if (earlier.level, earlier.text) == (value, text):
+                    return Action("这条评价已保存过, 未重复保存")
+                raise KioskError(
+                    f"本件已于 {earlier.on} 在服务站评价过 ({RATING_LABELS[earlier.level]}), "
+                    "每件只能评价一次"
+                )
+            if state.status not in RATEABLE:
+                raise KioskError(
+                    f"本件当前为“{state.status.label}”; 办结 (或不予受理) 后才能请群众评价"
+                )
+            rated = Rated(
+                level=value,
+                channel=RatingChannel.KIOSK,
+                tags=chosen,
+                text=text,
+                anonymous=anonymous,
+            )
+            events = self._events(numbering, case, state, [rated], now, author)
+            numbering.write([event_to_doc(e) for e in events])
+        self.catch_up()
+        message = f"已保存评价: {RATING_LABELS[value]}。"
+        if is_bad_rating(value):
+            message += "这是差评, 已转入镇街的差评回访整改名单" + (
+                "; 匿名评价不回访, 镇街将据此整改。" if anonymous else "; 镇街工作人员会回访群众。"
+            )
+        return Action(message, _ids(events), follow_up=is_bad_rating(value))
+
 
 def _state(value: Any) -> CaseState:
     return msgspec.convert(value, CaseState, strict=False)
@@ -704,3 +906,138 @@ def event_label(kind: str) -> str:
 def status_choices() -> list[tuple[str, str]]:
     """The statuses the list filters by."""
     return [(s.value, s.label) for s in CaseStatus if s is not CaseStatus.DRAFT]
+
+
+# --- actions after intake: the rules, without the store -------------------------------------
+
+RATEABLE = frozenset({CaseStatus.COMPLETED, CaseStatus.REFUSED})
+"""Statuses in which the kiosk asks for a rating: the citizen has had the outcome (一事一评)."""
+
+RATING_TAGS = ("态度好", "效率高", "一次办好", "指引清楚", "材料多", "跑多次", "等待久", "态度差")
+"""The tags a citizen may add to a rating (the first four praise, the last four complain)."""
+
+DELIVERY_CHOICES: tuple[tuple[Delivery, str], ...] = (
+    (Delivery.WINDOW, "在服务站当场领取"),
+    (Delivery.VILLAGE_AGENT, "由村代办员转交"),
+    (Delivery.AT_HOME, "上门送达"),
+    (Delivery.ONLINE, "网上送达"),
+    (Delivery.MAIL, "邮寄送达"),
+)
+"""How an on-the-spot result reaches the citizen, as the kiosk words it."""
+
+
+@dataclass(frozen=True)
+class Action:
+    """What a case action did: a message for the agent and the ids of the events it wrote."""
+
+    message: str
+    written: tuple[str, ...] = ()
+    follow_up: bool = False
+    """A 差评: it goes on the township's follow-up list."""
+
+    @property
+    def repeated(self) -> bool:
+        """Nothing was written: the same action had been saved before."""
+        return not self.written
+
+
+@dataclass(frozen=True)
+class CaseActions:
+    """What the case page offers the agent now."""
+
+    complete: bool
+    resubmit: bool
+    rate: bool
+    rating: RatingRecord | None
+    """The rating already given at a kiosk, if any."""
+
+
+def _ids(events: Iterable[CaseEvent]) -> tuple[str, ...]:
+    return tuple(e.id for e in events)
+
+
+def _last_applied(state: CaseState, *kinds: EventKind) -> EventKind | None:
+    """The latest applied event among ``kinds``."""
+    wanted = {k.value for k in kinds}
+    for entry in reversed(state.timeline):
+        if entry.kind in wanted and entry.effect.value == "applied":
+            return EventKind(entry.kind)
+    return None
+
+
+def completion_refusal(case: Case, state: CaseState, village: str) -> str:
+    """Why this case cannot be completed at the kiosk of ``village`` ("" if it can)."""
+    if case.village != village:
+        return "这不是本村的办件, 不能在本机办结"
+    if case.mode is not Mode.ON_THE_SPOT:
+        return f"本件的办理方式是“{case.mode.label}”, 只有就近办的办件才能在本机当场办结"
+    if state.handling_unit != village:
+        return "本件由镇街或区里办理, 不能在本机办结; 请等待镇街的办理结果"
+    if state.status not in (CaseStatus.SUBMITTED, CaseStatus.RECEIVED, CaseStatus.ACCEPTED):
+        return f"本件当前为“{state.status.label}”, 不能办结"
+    return ""
+
+
+def kiosk_rating(state: CaseState) -> RatingRecord | None:
+    """The rating of the case (not of a visit) given at a kiosk, if any."""
+    return next(
+        (r for r in state.ratings if r.channel is RatingChannel.KIOSK and r.visit_id is None),
+        None,
+    )
+
+
+def case_actions(case: Case, state: CaseState, village: str) -> CaseActions:
+    """The actions the kiosk of ``village`` offers on this case now."""
+    rating = kiosk_rating(state)
+    return CaseActions(
+        complete=not completion_refusal(case, state, village),
+        resubmit=(
+            case.village == village
+            and state.status is CaseStatus.RETURNED
+            and state.notice is not None
+        ),
+        rate=case.village == village and state.status in RATEABLE and rating is None,
+        rating=rating,
+    )
+
+
+def notice_lines(notice: Returned) -> list[tuple[str, MissingMaterial]]:
+    """The one-time notice's lines, each with the value its checkbox posts: the material's
+    key, or ``#<line>`` for a material outside the checklist."""
+    return [(m.key or f"#{i}", m) for i, m in enumerate(notice.missing)]
+
+
+def resubmission_keys(notice: Returned, ticked: Iterable[str]) -> tuple[str, ...]:
+    """The checklist keys a resubmission provides; every line of the notice must be ticked
+    (a one-time notice is answered in full, or the township would only return it again)."""
+    lines = notice_lines(notice)
+    chosen = {t.strip() for t in ticked if t and t.strip()}
+    unknown = sorted(chosen - {value for value, _ in lines})
+    if unknown:
+        raise KioskError(f"材料“{'、'.join(unknown)}”不在退回告知书所列的材料中")
+    if not chosen:
+        raise KioskError("请逐项勾选群众已补齐的材料")
+    left = [m.name for value, m in lines if value not in chosen]
+    if left:
+        raise KioskError(f"一次性告知书所列材料须全部补齐后才能重新提交; 还缺: {'、'.join(left)}")
+    return tuple(dict.fromkeys(m.key for _, m in lines if m.key is not None))
+
+
+def rating_values(
+    level: int | str, tags: Iterable[str], text: str
+) -> tuple[int, tuple[str, ...], str]:
+    """The level (1-5), known tags and comment of a rating form, checked."""
+    try:
+        value = int(str(level).strip())
+    except ValueError:
+        value = 0
+    if value not in RATING_LABELS:
+        raise KioskError("请选择评价等级: 非常满意、满意、基本满意、不满意或非常不满意")
+    chosen = tuple(dict.fromkeys(t.strip() for t in tags if t and t.strip()))
+    unknown = [t for t in chosen if t not in RATING_TAGS]
+    if unknown:
+        raise KioskError(f"没有这个评价标签: {'、'.join(unknown)}")
+    text = text.strip()
+    if len(text) > 2000:
+        raise KioskError("评价内容不能超过2000字")
+    return value, chosen, text

@@ -79,6 +79,12 @@ EN: dict[str, str] = {
     "返回": "Back",
     "出错了": "Something went wrong",
     "登录已超时, 请重新登录": "Your session timed out, please log in again",
+    "就近办 · 当场办结": "On the spot · complete now",
+    "确认办结": "Complete the case",
+    "镇街退回补正告知": "Returned by the township: one-time notice",
+    "补正后重新提交": "Resubmit with the missing materials",
+    "群众评价 (好差评)": "Citizen's rating",
+    "提交评价": "Save the rating",
 }
 
 
