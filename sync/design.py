@@ -23,6 +23,9 @@ kind          databases                            who may write what (server ad
 For everyone but admins every rule also demands a ``type``, an id starting with
 ``<type>:``, no deletions, and no edits of an existing ``case`` or ``case_event`` (immutable).
 Design documents are written by admins only (the servers refuse them to members anyway).
+The ``village`` rule also refuses a kiosk's case document whose attachments are not JPEG,
+PNG or PDF or exceed ``MAX_ATTACHMENT_BYTES`` each or ``MAX_CASE_ATTACHMENT_BYTES`` together
+(its Python twin: ``sync.filters.attachment_problem``).
 
 Why no rule where only admins write: pouchdb-server's validation plug-in (pouchdb-validation
 4.2, ``validate()``) overwrites the ``_revisions`` of every incoming document with the stored
@@ -53,6 +56,9 @@ __all__ = [
     "UPWARD_TYPES",
     "FILTER_SOURCES",
     "DesignKind",
+    "ATTACHMENT_TYPES",
+    "MAX_ATTACHMENT_BYTES",
+    "MAX_CASE_ATTACHMENT_BYTES",
     "filter_name",
     "validate_source",
     "design_document",
@@ -73,6 +79,17 @@ UPWARD_TYPES = ("case", "case_event", "enrolment", "kiosk_status", "visit_availa
 """What travels from a township up to the district (and is held by ``district``)."""
 
 DesignKind = Literal["readonly", "district", "village", "filters"]
+
+ATTACHMENT_TYPES = ("image/jpeg", "image/png", "application/pdf")
+"""What a kiosk may attach to a case document (photographed or uploaded materials)."""
+
+MAX_ATTACHMENT_BYTES = 1024 * 1024
+"""One attachment of a kiosk's case document, after the kiosk's compression (1 MB): a
+1600-pixel JPEG at quality 80 is 200-600 KB; a scanned PDF above it should be photographed."""
+
+MAX_CASE_ATTACHMENT_BYTES = 8 * 1024 * 1024
+"""Every attachment of one case document together (8 MB): the whole case travels in one
+``_bulk_docs`` request of the kiosk's push, over a village's mobile link."""
 
 
 def filter_name(name: str) -> str:
@@ -239,7 +256,46 @@ $COMMON
       newDoc._id.indexOf("kiosk_status:" + village + ":") !== 0) {
     throw({forbidden: "a kiosk writes only its own status / 只能写入本村终端的状态"});
   }
+$ATTACHMENTS
 }
+"""
+
+
+# A kiosk's case documents carry only JPEG, PNG or PDF attachments, each and all together
+# within the limits. CouchDB hands the rule stubs with ``length``; pouchdb-server the inline
+# base64 ``data``, whose decoded length is computed. An attachment of unknown size is refused.
+_ATTACHMENTS = """
+  if ($CASES.indexOf(type) !== -1 && newDoc._attachments) {
+    var atts = newDoc._attachments;
+    var total = 0;
+    if (typeof atts !== "object") {
+      throw({forbidden: "_attachments must be an object / 附件格式不正确"});
+    }
+    for (var name in atts) {
+      if (!Object.prototype.hasOwnProperty.call(atts, name)) {
+        continue;
+      }
+      var att = atts[name] || {};
+      if ($ATTACHMENT_TYPES.indexOf(att.content_type) === -1) {
+        throw({forbidden: "attachment '" + name + "': only JPEG, PNG or PDF / " +
+                          "附件只能是 JPEG、PNG 图片或 PDF 文件"});
+      }
+      var length = att.length;
+      if (typeof length !== "number" && typeof att.data === "string") {
+        var data = att.data.replace(/\\s/g, "");
+        var pad = data.slice(-2) === "==" ? 2 : (data.slice(-1) === "=" ? 1 : 0);
+        length = Math.floor(data.length / 4) * 3 - pad;
+      }
+      if (typeof length !== "number" || !(length <= $MAX_BYTES)) {
+        throw({forbidden: "attachment '" + name + "' is over " + $MAX_BYTES + " bytes / " +
+                          "单个附件超过大小限制"});
+      }
+      total += length;
+    }
+    if (total > $MAX_TOTAL) {
+      throw({forbidden: "attachments over " + $MAX_TOTAL + " bytes in all / 附件合计超过大小限制"});
+    }
+  }
 """
 
 
@@ -262,7 +318,14 @@ def validate_source(kind: DesignKind, code: str | None = None) -> str | None:
     if kind == "village":
         if code is None or level_of(code) is not Level.VILLAGE:
             raise ValueError(f"a village design document needs a village code, not {code!r}")
-        return _js(_with_common(_VILLAGE, KIOSK_TYPES), VILLAGE=code, TOWNSHIP=township_of(code))
+        attachments = Template(_ATTACHMENTS.strip("\n")).safe_substitute(
+            CASES=json.dumps(list(CASE_TYPES)),
+            ATTACHMENT_TYPES=json.dumps(list(ATTACHMENT_TYPES)),
+            MAX_BYTES=json.dumps(MAX_ATTACHMENT_BYTES),
+            MAX_TOTAL=json.dumps(MAX_CASE_ATTACHMENT_BYTES),
+        )
+        source = _with_common(_VILLAGE, KIOSK_TYPES).replace("$ATTACHMENTS", attachments)
+        return _js(source, VILLAGE=code, TOWNSHIP=township_of(code))
     raise ValueError(f"unknown design document kind: {kind!r}")
 
 

@@ -18,7 +18,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sync.design import CASE_TYPES, KIOSK_TYPES, UPWARD_TYPES
+from sync.design import (
+    ATTACHMENT_TYPES,
+    CASE_TYPES,
+    KIOSK_TYPES,
+    MAX_ATTACHMENT_BYTES,
+    MAX_CASE_ATTACHMENT_BYTES,
+    UPWARD_TYPES,
+)
 from sync.errors import BadRequest, DocNotFound
 
 __all__ = [
@@ -32,6 +39,8 @@ __all__ = [
     "from_village",
     "for_village",
     "village_agents",
+    "attachment_length",
+    "attachment_problem",
 ]
 
 FilterFunction = Callable[[dict[str, Any], Mapping[str, str]], bool]
@@ -139,3 +148,46 @@ def village_agents(doc: dict[str, Any], query_params: Mapping[str, str]) -> bool
     if doc.get("type") == "unit":
         return doc.get("code") in (village, village[:9] + "000")
     return False
+
+
+# --- validate_doc_update twins ----------------------------------------------------------------
+# The village rule's attachment check (sync.design ``_ATTACHMENTS``), for the kiosk to check
+# what it writes before the township refuses it; tests/unit/test_design.py compares the two.
+
+
+def attachment_length(att: Mapping[str, Any]) -> int | None:
+    """An attachment's size: its stub's ``length``, or the decoded length of inline base64."""
+    length = att.get("length")
+    if isinstance(length, int | float) and not isinstance(length, bool):
+        return int(length)
+    data = att.get("data")
+    if isinstance(data, str):
+        text = "".join(data.split())
+        pad = 2 if text.endswith("==") else 1 if text.endswith("=") else 0
+        return len(text) // 4 * 3 - pad
+    return None
+
+
+def attachment_problem(doc: Mapping[str, Any]) -> str | None:
+    """Why the village rule refuses ``doc``'s attachments (its bilingual message), or None."""
+    atts = doc.get("_attachments")
+    if doc.get("type") not in CASE_TYPES or not atts:
+        return None
+    if not isinstance(atts, Mapping):
+        return "_attachments must be an object / 附件格式不正确"
+    total = 0
+    for name, att in atts.items():
+        att = att if isinstance(att, Mapping) else {}
+        if att.get("content_type") not in ATTACHMENT_TYPES:
+            return (
+                f"attachment '{name}': only JPEG, PNG or PDF / 附件只能是 JPEG、PNG 图片或 PDF 文件"
+            )
+        length = attachment_length(att)
+        if length is None or length > MAX_ATTACHMENT_BYTES:
+            return (
+                f"attachment '{name}' is over {MAX_ATTACHMENT_BYTES} bytes / 单个附件超过大小限制"
+            )
+        total += length
+    if total > MAX_CASE_ATTACHMENT_BYTES:
+        return f"attachments over {MAX_CASE_ATTACHMENT_BYTES} bytes in all / 附件合计超过大小限制"
+    return None

@@ -528,6 +528,7 @@ class CaseDesk:
         *,
         online: bool,
         author: str,
+        attachments: dict[str, dict[str, Any]] | None = None,
     ) -> Outcome:
         """Review, then write the case and its ``submitted`` event if nothing is wrong.
 
@@ -576,7 +577,13 @@ class CaseDesk:
             intakes[key] = case.id
             if len(intakes) > REMEMBERED_KEYS:
                 intakes = dict(list(intakes.items())[-REMEMBERED_KEYS:])
-            numbering.write([case_to_doc(case), event_to_doc(event)], intakes=intakes)
+            doc = case_to_doc(case)
+            if attachments:  # inline ``material/<key>/<n>.<ext>``, written with the case
+                doc["_attachments"] = attachments
+                for m in doc.get("materials") or []:
+                    prefix = f"material/{m['key']}/"
+                    m["attachments"] = [a for a in attachments if a.startswith(prefix)]
+            numbering.write([doc, event_to_doc(event)], intakes=intakes)
         self.catch_up()
         outcome.case = case
         return outcome

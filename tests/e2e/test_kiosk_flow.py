@@ -5,11 +5,14 @@ enrolment) and the kiosk app, both served by uvicorn on loopback ports. In the b
 log in, open a case with a material that follows on commitment, print the receipt, sync to the
 township, and see events the township wrote come back down and change the case's state.
 
-Not covered yet: photographed or attached materials (the kiosk does not take them yet).
+The case carries a photographed material (a JPEG made in the test, given to the camera input
+as the browser's file chooser would), which arrives at the township as an attachment; the
+receipt also prints on an 80 mm receipt printer.
 """
 
 from __future__ import annotations
 
+import io
 import re
 import socket
 import threading
@@ -22,6 +25,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+from PIL import Image
 from playwright.sync_api import Page, expect
 
 from core.cases import Accepted, Origin, Received, case_from_doc, event_to_doc, new_event
@@ -128,6 +132,13 @@ def kiosk_net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KioskNetwork
             node_thread.join(10)
 
 
+def _photo() -> bytes:
+    """A camera-sized JPEG, as the kiosk's camera would hand it over."""
+    out = io.BytesIO()
+    Image.effect_noise((2400, 1800), 40).convert("RGB").save(out, "JPEG", quality=92)
+    return out.getvalue()
+
+
 def _press_sync(page: Page) -> None:
     page.get_by_role("button", name="同步", exact=True).click()
     expect(page.get_by_role("status").filter(has_text="同步")).to_contain_text("同步完成")
@@ -154,9 +165,13 @@ def test_enrol_open_a_case_print_sync_and_see_the_township_accept_it(
     page.get_by_role("button", name="登录", exact=True).click()
     expect(page.get_by_role("button", name="退出")).to_be_visible()
 
-    # New case: the service, the applicant, the checklist with one material to follow.
+    # New case: find the service by its pinyin initials (filtered as typed), the applicant,
+    # the checklist with one material to follow and one photographed.
     page.locator("#nav-new-case").click()
-    page.get_by_label("办理事项").select_option(BUSINESS)
+    page.get_by_label("查找事项").fill("gtgs")
+    expect(page.locator(f'#choose-item option[value="{BUSINESS}"]')).to_be_visible()
+    expect(page.locator("#choose-item option:not([hidden])")).to_have_count(1)
+    expect(page.get_by_label("办理事项")).to_have_value(BUSINESS)
     page.get_by_role("button", name="下一步").click()
     expect(page.locator("#item-name")).to_have_text("个体工商户设立登记")
     page.locator('input[name="p_name"]').fill("张三")
@@ -164,7 +179,14 @@ def test_enrol_open_a_case_print_sync_and_see_the_township_accept_it(
     page.locator('input[name="p_phone"]').fill("13800138000")
     page.locator('input[name="p_address"]').fill("示范村一组")
     page.locator('select[name="m_premises_proof"]').select_option("to_follow")
+    camera = page.locator('input[type="file"][name="f_id_card"]')
+    assert camera.get_attribute("capture") == "environment"
+    camera.set_input_files(
+        files=[{"name": "身份证正面.jpg", "mimeType": "image/jpeg", "buffer": _photo()}]
+    )
+    expect(page.locator('td[data-material="id_card"] .previews img')).to_have_count(1)
     page.get_by_role("button", name="预审").click()
+    expect(page.locator('td[data-material="id_card"] .staged')).to_contain_text("身份证正面.jpg")
 
     # Pre-review: routing options with reasons, the commitment with its latest deadline.
     expect(page.locator("#routes")).to_contain_text("推荐")
@@ -199,6 +221,18 @@ def test_enrol_open_a_case_print_sync_and_see_the_township_accept_it(
     assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 1000
     page.emulate_media(media="screen")
     expect(page.locator("header")).to_be_visible()
+    expect(page.locator("#receipt-files")).to_contain_text("1 个文件")
+
+    # The same receipt on an 80 mm receipt printer: a narrow page, the letter on its own.
+    page.locator("#paper-80mm").click()
+    expect(page.locator("#receipt-paper")).to_have_class(re.compile("paper-80mm"))
+    narrow = tmp_path / "receipt-80mm.pdf"
+    page.emulate_media(media="print")
+    page.pdf(path=str(narrow), prefer_css_page_size=True)
+    page.emulate_media(media="screen")
+    widths = [float(w) for w in re.findall(rb"/MediaBox \[\s*0 0 ([\d.]+)", narrow.read_bytes())]
+    assert len(widths) >= 2, "the receipt and the commitment letter are on pages of their own"
+    assert all(abs(w / 72 * 25.4 - 80) < 1 for w in widths), widths
 
     # Sync: the case reaches the township's copy of the village database.
     expect(page.locator("#waiting")).not_to_have_text("0")
@@ -213,6 +247,16 @@ def test_enrol_open_a_case_print_sync_and_see_the_township_accept_it(
     assert [c.case_number for c in cases] == [number]
     case = cases[0]
     assert case.item_code == BUSINESS and case.author == AGENT
+
+    # The photographed material travelled with the case, as an attachment of its document.
+    name = "material/id_card/1.jpg"
+    with couch_errors():
+        stub = village[case.id]["_attachments"][name]
+        jpeg = village.get_attachment(case.id, name).read()
+    assert stub["content_type"] == "image/jpeg" and jpeg.startswith(b"\xff\xd8\xff")
+    with Image.open(io.BytesIO(jpeg)) as stored:
+        assert max(stored.size) <= 1600  # compressed at the kiosk
+    assert [m.attachments for m in case.materials if m.key == "id_card"] == [(name,)]
 
     # The township receives and accepts the case, writing into the village database.
     origin = Origin(T, "tw01")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import random
 import shutil
@@ -11,7 +12,14 @@ from typing import Any
 import pytest
 
 from sync import filters
-from sync.design import DDOC, FILTER_SOURCES, design_document, filter_name, validate_source
+from sync.design import (
+    DDOC,
+    FILTER_SOURCES,
+    MAX_ATTACHMENT_BYTES,
+    design_document,
+    filter_name,
+    validate_source,
+)
 
 NODE = shutil.which("node")
 
@@ -339,3 +347,57 @@ def test_design_documents_are_stripped_and_complete() -> None:
         design_document("village", T)
     with pytest.raises(ValueError):
         design_document("village", None)
+
+
+# --- attachments of a kiosk's case documents ------------------------------------------------
+
+_MB = MAX_ATTACHMENT_BYTES
+
+
+def _inline(size: int, content_type: str = "image/jpeg") -> dict[str, Any]:
+    return {"content_type": content_type, "data": base64.b64encode(b"\xff" * size).decode()}
+
+
+def _stub(length: int, content_type: str = "image/jpeg") -> dict[str, Any]:
+    return {"stub": True, "content_type": content_type, "length": length,
+            "digest": "md5-x", "revpos": 1}  # fmt: skip
+
+
+def _with(doc: dict[str, Any], **atts: Any) -> dict[str, Any]:
+    return doc | {"_attachments": {f"material/id_card/{k}": v for k, v in atts.items()}}
+
+
+ATTACHMENT_CASES: list[tuple[dict[str, Any], str]] = [
+    (_with(CASE_A, a_jpg=_stub(300_000)), "ok"),
+    (_with(CASE_A, a_png=_inline(1000, "image/png"), b_pdf=_stub(_MB, "application/pdf")), "ok"),
+    (_with(EVENT_A, a_jpg=_inline(_MB)), "ok"),  # exactly the limit, inline
+    (_with(CASE_A, a_jpg=_inline(_MB + 1)), "forbidden"),  # one byte over, inline
+    (_with(CASE_A, a_jpg=_inline(_MB - 1)), "ok"),  # padding counted right
+    (_with(CASE_A, a_jpg=_stub(_MB + 1)), "forbidden"),
+    (_with(CASE_A, a_html=_stub(10, "text/html")), "forbidden"),
+    (_with(CASE_A, a_svg=_inline(10, "image/svg+xml")), "forbidden"),
+    (_with(CASE_A, a_none={"stub": True, "length": 10}), "forbidden"),  # no content type
+    (_with(CASE_A, a_jpg={"stub": True, "content_type": "image/jpeg"}), "forbidden"),  # no size
+    (_with(CASE_A, **{f"p{i}": _stub(_MB) for i in range(9)}), "forbidden"),  # 9 MB in all
+    (_with(CASE_A, **{f"p{i}": _stub(_MB) for i in range(8)}), "ok"),  # 8 MB in all
+    (_with(STATUS_A, a_html=_stub(10, "text/html")), "ok"),  # the rule is about case documents
+]
+
+
+def test_village_rule_checks_the_attachments_of_case_documents() -> None:
+    source = validate_source("village", A)
+    requests = [
+        {"source": source, "newDoc": doc, "oldDoc": None, "userCtx": user}
+        for doc, _ in ATTACHMENT_CASES
+        for user in (KIOSK_A, ADMIN)
+    ]
+    answer = _run_node({"filters": {}, "docs": [], "params": [], "vdus": requests})["vdus"]
+    kiosk, admin = answer[::2], answer[1::2]
+    assert kiosk == [expected for _, expected in ATTACHMENT_CASES]
+    assert set(admin) == {"ok"}  # the township's replicator (a server admin) is not checked
+    # The Python twin decides as the JavaScript does.
+    twin = ["ok" if filters.attachment_problem(doc) is None else "forbidden"
+            for doc, _ in ATTACHMENT_CASES]  # fmt: skip
+    assert twin == kiosk
+    problem = filters.attachment_problem(ATTACHMENT_CASES[6][0])
+    assert problem is not None and "附件只能是 JPEG、PNG 图片或 PDF 文件" in problem
