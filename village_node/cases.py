@@ -13,7 +13,8 @@ store projected into SQL by ``sync.projection``, as the townships do, in ``readm
 beside the store. It is a disposable cache, rebuilt from the store if deleted, so its tables
 are made with ``create_all`` and need no migrations. It is caught up before every read (one
 ``_changes`` call when nothing changed) and refolded once a day. Benchmarks: see
-``benchmarks/kiosk.py``. Attachments (photographed or uploaded materials) are not taken yet.
+``benchmarks/kiosk.py``. Photographed or uploaded materials are attachments of the case
+document (``village_node.attachments`` stages and compresses them), saved in the same transaction.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +86,6 @@ from sync.store import SQLiteStore
 from village_node.enrolment import KIOSK_LOCAL
 from village_node.errors import KioskError, NotFoundHere
 from village_node.settings import Enrolment
-from village_node.syncing import SyncState
 
 __all__ = [
     "FLAGS",
@@ -94,7 +94,6 @@ __all__ = [
     "CaseRow",
     "CaseDesk",
     "new_intake_key",
-    "is_online",
     "Action",
     "CaseActions",
     "DELIVERY_CHOICES",
@@ -115,7 +114,6 @@ FLAGS = (Eligibility.ELDERLY, Eligibility.DISABLED, Eligibility.BEDRIDDEN)
 """The applicant flags the wizard offers (door-to-door eligibility)."""
 REMEMBERED_KEYS = 500
 """How many intake keys ``_local/kiosk`` remembers (a form posted twice saves one case)."""
-ONLINE_WITHIN = timedelta(minutes=10)
 """The kiosk counts as online (video allowed) if its last sync succeeded this recently."""
 
 # Where the domain's field names land on the form.
@@ -140,21 +138,6 @@ _REP_FIELDS = {
 def new_intake_key() -> str:
     """A fresh idempotency key for one intake form."""
     return secrets.token_hex(12)
-
-
-def is_online(
-    state: SyncState, now: datetime | None = None, within: timedelta = ONLINE_WITHIN
-) -> bool:
-    """Online now: the last sync succeeded, and recently."""
-    if not state.online or not state.last_success:
-        return False
-    try:
-        last = datetime.fromisoformat(state.last_success)
-    except ValueError:
-        return False
-    if last.tzinfo is None:
-        last = last.replace(tzinfo=UTC)
-    return (now or datetime.now(UTC)) - last <= within
 
 
 @dataclass

@@ -7,6 +7,7 @@ for this module; the tests run in order on one kiosk.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from litestar import Litestar
@@ -16,6 +17,7 @@ from sync.couch import couch_errors
 from sync.topology import village_database
 from tests.integration import test_kiosk as base
 from tests.integration.test_kiosk import CODE, CSRF, Network, form, login, poll, store_of
+from tests.integration.test_kiosk_cases import case_form
 from tests.integration.test_kiosk_sync import _point_at
 from village_node.settings import load_enrolment
 from village_node.syncing import OFFLINE, Progress, Syncer, status_id
@@ -136,15 +138,28 @@ def test_documents_the_township_refuses_are_shown_and_kept(net: Network) -> None
     assert c.app.state.kiosk.syncer.state().refused == []
 
 
-def test_the_link_is_checked_when_it_matters(net: Network) -> None:
+def _video_option(client: TestClient[Litestar]) -> str:
+    """The wizard's row for video after a review of 个体工商户设立登记 (video or window)."""
+    data = case_form(client)
+    page = form(client, "/cases/new", action="review", **data).text
+    row = re.search(r'<tr class="([^"]*)"><td><label class="check"><input type="radio" '
+                    r'name="mode" value="video"[^>]*>.*?</tr>', page, re.S)  # fmt: skip
+    assert row, "the review lists the video option"
+    return row[0]
+
+
+def test_the_link_is_checked_when_video_is_offered(net: Network) -> None:
     syncer: Syncer = net.client.app.state.kiosk.syncer
     assert syncer.check_link() is True
-    assert syncer.state().online is True
+    assert "disabled" not in _video_option(net.client)
     enrolment = load_enrolment(net.settings)
     assert enrolment is not None
+    # The link drops after the last sync: the header still says online, the review finds out.
     _point_at(net, f"http://127.0.0.1:{base._free_port()}/")
     try:
-        assert syncer.check_link() is False
+        assert syncer.state().online is True
+        video = _video_option(net.client)
+        assert "disabled" in video and "网络未连接" in video
         state = syncer.state()
         assert state.online is False and state.error_kind == OFFLINE and state.failures == 1
         assert 'id="link">离线' in net.client.get("/catalogue").text
@@ -152,3 +167,4 @@ def test_the_link_is_checked_when_it_matters(net: Network) -> None:
         _point_at(net, enrolment.couch_url)
     form(net.client, "/sync", back="/catalogue")
     assert syncer.state().online is True
+    assert "disabled" not in _video_option(net.client)

@@ -13,7 +13,7 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
-from core.catalogue import CatalogueItem, Kind
+from core.catalogue import CatalogueItem, Kind, Mode
 from sync.design import ATTACHMENT_TYPES
 from sync.errors import DocNotFound
 from sync.filters import attachment_problem
@@ -30,8 +30,9 @@ from village_node.attachments import (
     size_label,
     staging,
 )
-from village_node.cases import FLAGS, is_online, new_intake_key
+from village_node.cases import FLAGS, new_intake_key
 from village_node.web.common import (
+    Kiosk,
     agent_guard,
     case_row,
     flash,
@@ -59,8 +60,11 @@ def _intake_page(
     upload_errors: dict[str, list[str]] | None = None,
     q: str = "",
     kind: str = "",
+    online: bool | None = None,
 ) -> Template:
     kiosk = kiosk_of(request)
+    if online is None:  # as the header says; a review checks the link itself
+        online = kiosk.syncer.state().link == "online"
     view = kiosk.catalogue.current()
     found = view.search(q, kind) if view is not None else []
     groups = [(k, [g for g in found if g.item.kind is k]) for k in Kind]
@@ -92,8 +96,16 @@ def _intake_page(
             "files": MAX_FILES_PER_MATERIAL,
         },
         FLAGS=FLAGS,
-        online=is_online(kiosk.syncer.state()),
+        online=online,
     )
+
+
+async def _online_for_video(kiosk: Kiosk, item: CatalogueItem) -> bool:
+    """Whether video may be offered now: the item allows it and the township answers at this
+    moment (checked only then: a dead link costs a few seconds)."""
+    if Mode.VIDEO not in item.modes or kiosk.syncer.state().revoked:
+        return False
+    return await asyncio.to_thread(kiosk.syncer.check_link)
 
 
 @get("/cases/new", guards=[agent_guard])
@@ -170,7 +182,7 @@ async def case_new_submit(request: Request) -> Template | Redirect:  # type: ign
     stage = staging(kiosk.settings.data_dir, str(data.get("intake_key", "")).strip())
     upload_errors = await _stage(stage, guide.item, uploads, remove)
     user = session_user(request) or {}
-    online = is_online(kiosk.syncer.state())
+    online = await _online_for_video(kiosk, guide.item)
     author = str(user.get("user", ""))
     if data.get("action") == "save" and not upload_errors:
         attachments = await asyncio.to_thread(stage.attachments)
@@ -188,7 +200,7 @@ async def case_new_submit(request: Request) -> Template | Redirect:  # type: ign
                     flash(request, f"已受理, 办件编号 {outcome.case.case_number}")
                 return Redirect(f"/cases/{outcome.case.case_number}/receipt")
             staged = await asyncio.to_thread(stage.by_material)
-            return _intake_page(request, guide, outcome, 400, staged=staged)
+            return _intake_page(request, guide, outcome, 400, staged=staged, online=online)
         upload_errors["f_form"] = [problem.rpartition(" / ")[2]]
     if data.get("action") != "save":
         await asyncio.to_thread(prune, kiosk.settings.data_dir)
@@ -198,7 +210,9 @@ async def case_new_submit(request: Request) -> Template | Redirect:  # type: ign
     )  # fmt: skip
     staged = await asyncio.to_thread(stage.by_material)
     status = 400 if data.get("action") == "save" else 200
-    return _intake_page(request, guide, outcome, status, staged=staged, upload_errors=upload_errors)
+    return _intake_page(
+        request, guide, outcome, status, staged=staged, upload_errors=upload_errors, online=online
+    )
 
 
 @get("/cases/{number:str}/receipt", guards=[agent_guard])
