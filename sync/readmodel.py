@@ -61,6 +61,7 @@ __all__ = [
     "colour_counts",
     "digits",
     "search_clause",
+    "contains_clause",
 ]
 
 NAMING = {
@@ -276,6 +277,10 @@ def digits(text: str) -> str:
     return "".join(c for c in text if c.isdigit())
 
 
+def _like_pattern(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def search_clause(text: str) -> ColumnElement[bool]:
     """A WHERE clause for the inbox search box: a case number, a phone number or a name."""
     text = text.strip()
@@ -286,8 +291,27 @@ def search_clause(text: str) -> ColumnElement[bool]:
     compact = text.replace(" ", "").replace("-", "").removeprefix("+")
     if len(compact) >= 6 and compact.isdigit():
         return or_(CaseRow.phone == compact, CaseRow.representative_phone == compact)
-    pattern = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    pattern = _like_pattern(text) + "%"
     return or_(
         CaseRow.applicant_name.like(pattern, escape="\\"),
         CaseRow.representative_name.like(pattern, escape="\\"),
     )
+
+
+def contains_clause(text: str) -> ColumnElement[bool]:
+    """A WHERE clause for a looser search (the kiosk's list): the case number or a name
+    containing ``text``, or, when it is 3 or more digits, a phone number containing them."""
+    text = text.strip()
+    pattern = f"%{_like_pattern(text)}%"
+    clauses = [
+        CaseRow.case_number.like(pattern, escape="\\"),
+        CaseRow.applicant_name.like(pattern, escape="\\"),
+        CaseRow.representative_name.like(pattern, escape="\\"),
+    ]
+    compact = text.replace(" ", "").replace("-", "").removeprefix("+")
+    if len(compact) >= 3 and compact.isdigit():
+        clauses += [
+            CaseRow.phone.like(f"%{compact}%"),
+            CaseRow.representative_phone.like(f"%{compact}%"),
+        ]
+    return or_(*clauses)
