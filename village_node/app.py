@@ -353,6 +353,8 @@ async def _background_sync(app: Litestar) -> AsyncIterator[None]:
     interval = kiosk.settings.sync_interval
 
     await asyncio.to_thread(kiosk.syncer.write_status_safely)  # at start
+    # The read model catches up now rather than on the first list (a first build takes seconds).
+    warm_up = asyncio.create_task(asyncio.to_thread(kiosk.desk.catch_up))
     task = asyncio.create_task(background_sync(kiosk.syncer)) if interval > 0 else None
     try:
         yield
@@ -361,6 +363,11 @@ async def _background_sync(app: Litestar) -> AsyncIterator[None]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        try:
+            await warm_up
+        except Exception:  # the next start builds it again
+            log.exception("could not bring the cases read model up to date")
+        kiosk.desk.close()
         kiosk.store.close()
 
 
