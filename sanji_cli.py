@@ -162,7 +162,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"  Open311        {district_web}open311/v2/services.json")
         print(f"  区级 CouchDB   {hide_password(district_url)}")
         for code, (couch, node) in townships.items():
-            print(f"  镇街 {code}  节点 {node}  CouchDB {couch.base_url}")
+            print(f"  镇街 {code}  控制台 {node}  CouchDB {couch.base_url}")
         for village, url in kiosks.items():
             print(f"  村终端 {village}  {url}")
         if net.couch_servers:
@@ -170,8 +170,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print("  复制状态:")
         for url in [district_url] + [couch.url for couch, _ in townships.values()]:
             print(f"    .venv/bin/sanji sync status --couchdb-url {url}")
-        print("  镇街控制台: 尚未实现 (见 issue #5)")
-        print("  登录账号 (村代办员在本村终端登录):")
+        print("  登录账号 (镇街人员登录本镇街控制台, 村代办员在本村终端登录):")
         for username, password, what in DEMO_LOGINS:
             print(f"    {what:<12} {username:<12} {password}")
         sys.stdout.flush()

@@ -91,7 +91,7 @@ class DemoNetwork:
         return url
 
     def township_node(self, code: str, couch: Any, port: int) -> str:
-        """The township node's app (kiosk enrolment for now) on ``port``."""
+        """The township node's app (staff console, kiosk enrolment) on ``port``."""
         from township import db as township_db
         from township.app import create_app
         from township.settings import settings_from_env

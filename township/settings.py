@@ -42,6 +42,10 @@ class TownshipSettings:
     enrol_max_failures: int = 10
     """Wrong enrolment codes per village within ``enrol_window_seconds`` before 429."""
     enrol_window_seconds: float = 600.0
+    session_idle: float = 1800.0
+    """Seconds without a request before a console session ends."""
+    project_every: float = 3.0
+    """Seconds between catching the read model up with the township database (0: never)."""
     debug: bool = False
 
     def __post_init__(self) -> None:

@@ -11,6 +11,7 @@ from litestar.exceptions import ClientException
 from core.errors import Conflict, DomainError, InvalidInput, NotFound
 from sync.errors import SyncError
 from township.errors import EnrolmentDenied, NodeNotReady, TooManyAttempts
+from township.web.console import LoginRequired, login_redirect, page
 
 __all__ = ["exception_handlers", "status_of", "error_body"]
 
@@ -60,17 +61,30 @@ def error_body(exc: DomainError) -> dict[str, Any]:
     return {"error": "invalid", "message": str(exc)}
 
 
+def _is_page(request: Request) -> bool:  # type: ignore[type-arg]
+    """A console page (HTML) rather than the kiosks' JSON API."""
+    return not request.url.path.startswith("/api/")
+
+
+def _error_page(request: Request, status: int, message: str) -> Response:  # type: ignore[type-arg]
+    return page(request, "error.html", status_code=status, message=message)
+
+
 def _domain(request: Request, exc: DomainError) -> Response:  # type: ignore[type-arg]
+    if _is_page(request):
+        return _error_page(request, status_of(exc), error_body(exc)["message"])
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyAttempts) else None
     return Response(error_body(exc), status_code=status_of(exc), headers=headers)
 
 
+COUCH_DOWN = "本镇街文档数据库暂时无法访问, 请稍后重试"
+
+
 def _sync(request: Request, exc: SyncError) -> Response:  # type: ignore[type-arg]
     log.warning("CouchDB error on %s: %s", request.url.path, exc)
-    return Response(
-        {"error": "couchdb_unavailable", "message": "本镇街文档数据库暂时无法访问, 请稍后重试"},
-        status_code=503,
-    )
+    if _is_page(request):
+        return _error_page(request, 503, COUCH_DOWN)
+    return Response({"error": "couchdb_unavailable", "message": COUCH_DOWN}, status_code=503)
 
 
 _CLIENT_MESSAGES = {
@@ -83,8 +97,17 @@ _CLIENT_MESSAGES = {
 
 
 def _client(request: Request, exc: ClientException) -> Response:  # type: ignore[type-arg]
-    """Malformed JSON and bodies of the wrong shape (400), unknown paths and methods."""
+    """Malformed JSON and bodies of the wrong shape (400), unknown paths and methods; on the
+    console's pages: the login page when needed, else an error page in plain words."""
     status = exc.status_code
+    if _is_page(request):
+        if isinstance(exc, LoginRequired):
+            return login_redirect(request.url.path, exc.expired)  # type: ignore[return-value]
+        if status == 404 and exc.detail and exc.detail != "Not Found":
+            return _error_page(request, 404, exc.detail)
+        if status == 403:
+            return _error_page(request, 403, "请刷新页面后重试 (表单已过期), 或没有权限执行此操作")
+        return _error_page(request, status, _CLIENT_MESSAGES.get(status, "请求有误, 请返回重试"))
     if status == 400:
         body: dict[str, Any] = {"error": "malformed_request", "message": MALFORMED}
         if exc.extra:
