@@ -24,11 +24,13 @@ from core.cases import local_date
 from sync.couch import connect
 from sync.projection import refold_all
 from sync.sql import make_engine, make_sessionmaker
+from township.arrivals import receive_new_cases
 from township.read_model import district_rules, project_township
 from township.settings import TownshipSettings
 from township.web import cases, console, enrolment, inbox
 from township.web.errors import exception_handlers
 from township.web.i18n import install as install_i18n
+from township.writer import EventWriter
 
 __all__ = ["create_app", "catch_up"]
 
@@ -43,10 +45,14 @@ def healthz(state: State) -> dict[str, str]:
 
 
 def catch_up(state: State) -> None:
-    """Project the township database's new changes into the read model; refold every case once
-    a day (deemed acceptance and colours move with the date)."""
+    """Project the case database's new changes into the read model, write ``received`` on the
+    cases that just arrived, and refold every case once a day (deemed acceptance and colours
+    move with the date)."""
     server = state.couch()
-    project_township(state.sessions, server)
+    database = state.settings.case_database
+    project_township(state.sessions, server, database)
+    if receive_new_cases(state.sessions, server[database], state.writer):
+        project_township(state.sessions, server, database)
     today: date = local_date(datetime.now(UTC))
     if state.get("refolded_on") != today:
         calendar, thresholds = district_rules(server)
@@ -81,6 +87,7 @@ async def _projection(app: Litestar) -> AsyncIterator[None]:
 def create_app(settings: TownshipSettings) -> Litestar:
     """Assemble the township node for ``settings`` (its schema at ``alembic upgrade head``)."""
     engine = make_engine(settings.database_url)
+    sessions = make_sessionmaker(engine)
 
     def couch() -> Any:
         return connect(settings.couchdb_url, timeout=settings.couch_timeout)
@@ -105,8 +112,9 @@ def create_app(settings: TownshipSettings) -> Litestar:
             {
                 "settings": settings,
                 "engine": engine,
-                "sessions": make_sessionmaker(engine),
+                "sessions": sessions,
                 "couch": couch,
+                "writer": EventWriter(sessions, settings.code),
                 "enrolment": enrolment.KioskEnrolment(settings),
             }
         ),

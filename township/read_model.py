@@ -31,8 +31,11 @@ def district_rules(server: Any) -> tuple[WorkCalendar, SlaThresholds]:
     )
 
 
-def project_township(sessions: sessionmaker[Session], server: Any) -> ProjectionResult | None:
-    """Catch the read model up with the `township` database; None while it cannot be read."""
+def project_township(
+    sessions: sessionmaker[Session], server: Any, database: str = TOWNSHIP_DB
+) -> ProjectionResult | None:
+    """Catch the read model up with the node's case database (``township``; ``district`` at
+    the district's service centre); None while it cannot be read."""
     return follow(
-        server, TOWNSHIP_DB, sessions, lambda: district_rules(server), "run `sanji township setup`"
+        server, database, sessions, lambda: district_rules(server), "run `sanji township setup`"
     )

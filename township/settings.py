@@ -48,6 +48,12 @@ class TownshipSettings:
     """Seconds between catching the read model up with the township database (0: never)."""
     debug: bool = False
 
+    @property
+    def case_database(self) -> str:
+        """The CouchDB database holding the cases this node works: ``township``, or
+        ``district`` at the district's own service centre."""
+        return "district" if level_of(self.code) is Level.DISTRICT else "township"
+
     def __post_init__(self) -> None:
         code = self.code.strip()
         if level_of(code) is Level.VILLAGE:  # raises InvalidInput on a malformed code

@@ -10,6 +10,7 @@ against PostgreSQL.
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +21,6 @@ from typing import Any
 import pytest
 from argon2 import PasswordHasher
 from litestar import Litestar
-from litestar.datastructures import State
 from litestar.testing import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -31,6 +31,7 @@ from core.cases import (
     Origin,
     Person,
     Received,
+    Resumed,
     Submitted,
     case_to_doc,
     event_to_doc,
@@ -46,9 +47,11 @@ from tests.conftest import CouchUnderTest
 from tests.sql import throwaway_database
 from tests.waiting import poll
 from township import db as township_db
-from township.app import catch_up, create_app
+from township.app import create_app
 from township.inbox import PAGE_SIZE, UNASSIGNED, InboxFilter, inbox_page, latest_change
+from township.read_model import project_township
 from township.settings import TownshipSettings
+from township.writer import EventWriter
 
 T = "500109110000"
 OTHER_T = "500109001000"
@@ -217,7 +220,7 @@ def test_the_inbox_shows_each_case_as_staff_need_it(console: TestClient[Litestar
     assert row
     cells = row[1]
     assert "最低生活保障申请" in cells and "张三" in cells and "500109********0020" in cells
-    assert "示范村" in cells and "帮代办" in cells and "已提交" in cells
+    assert "示范村" in cells and "帮代办" in cells and "已接收" in cells  # received on arrival
     assert "500109194501010020" not in page  # ID numbers are masked
     counter = re.search(rf'<tr data-case="{_n(4)}">(.*?)</tr>', page, re.S)
     assert counter and "窗口" in counter[1] and 'class="sla red"' in counter[1]
@@ -239,7 +242,7 @@ def test_the_inbox_shows_each_case_as_staff_need_it(console: TestClient[Litestar
         ({"staff": UNASSIGNED}, {1, 2, 3, 4}),
         ({"q": "张"}, {1}),
         ({"q": "13812345678"}, {1}),
-        ({"kind": "government", "status": "submitted"}, {1}),
+        ({"kind": "government", "status": "received"}, {1}),
         ({"kind": "nonsense", "colour": "purple", "page": "x"}, {1, 2, 3, 4}),
     ],
 )
@@ -298,7 +301,7 @@ def sessions(
         township_db.migrate(url)
         engine = make_engine(url)
         made = make_sessionmaker(engine)
-        catch_up(State({"sessions": made, "couch": lambda: couch}))
+        project_township(made, couch)
         yield made
         engine.dispose()
 
@@ -316,3 +319,41 @@ def test_inbox_queries_on_both_databases(sessions: sessionmaker[Session]) -> Non
         assert latest_change(session, T) != latest_change(session, OTHER_T)
         beyond = inbox_page(session, T, InboxFilter(page=99), today)
         assert beyond.page == 1 and len(beyond.rows) <= PAGE_SIZE
+
+
+def test_the_node_receives_each_arriving_case_once(
+    console: TestClient[Litestar], couch: Any
+) -> None:
+    township = couch["township"]
+    for opened in CASES[:2]:  # opened at a kiosk, nothing from the township yet
+        events = [township[i] for i in township if i.startswith("case_event:" + opened.case.id[5:])]
+        received = [e for e in events if e["kind"] == "received"]
+        assert len(received) == 1, opened.case.case_number
+        event = received[0]
+        assert event["author"] == "node" and event["origin"]["unit"] == T
+        assert event["payload"]["receiver"] == T
+        assert event["payload"]["sender"] == opened.case.origin.key
+    # Cases received before (3, 4) got no second `received`.
+    for opened in CASES[2:4]:
+        events = [township[i] for i in township if i.startswith("case_event:" + opened.case.id[5:])]
+        assert sum(e["kind"] == "received" for e in events) == 1
+
+
+def test_event_numbers_are_never_reused(sessions: sessionmaker[Session], couch: Any) -> None:
+    writer = EventWriter(sessions, "500109001000")
+    opened = CASES[0].case
+    scratch = ensure_database(couch, "scratch_events")
+    taken: list[int] = []
+
+    def write() -> None:
+        for _ in range(5):
+            for event in writer.append(scratch, opened, [Resumed(), Resumed()], author="t"):
+                taken.append(event.counter)
+
+    threads = [threading.Thread(target=write) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(taken) == list(range(1, 41))
+    assert len({writer.origin().key for _ in range(3)}) == 1

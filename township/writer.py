@@ -1,0 +1,122 @@
+"""Writing case events at the node: numbered and stamped with this node as their origin.
+
+The node is an origin like a kiosk (``<unit>:<instance>``); its counter and hybrid logical clock
+live in the ``writers`` table. One SQL transaction takes the next counters: it first bumps the
+counter (an UPDATE, which locks the row on PostgreSQL and the database on SQLite), so two
+requests at once can never get the same numbers. The events then go to the unit's case
+database in CouchDB in one ``_bulk_docs``; a failed write leaves a gap in the numbers, never a
+reused one. An event is acknowledged only once CouchDB has it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.cases import (
+    Case,
+    CaseEvent,
+    EventPayload,
+    Origin,
+    event_to_doc,
+    new_event,
+    new_instance_id,
+)
+from core.clock import Hlc, HlcClock
+from sync.couch import couch_errors
+from sync.errors import SyncError
+from township.models import Writer
+
+__all__ = ["EventWriter", "EventsNotSaved"]
+
+
+class EventsNotSaved(SyncError):
+    """CouchDB did not take every event (nothing acknowledged; the numbers are skipped)."""
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class EventWriter:
+    """Writes events on cases as ``unit``'s node."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        unit: str,
+        now_ms: Callable[[], int] = _now_ms,
+    ) -> None:
+        self.sessions = sessions
+        self.unit = unit
+        self.now_ms = now_ms
+
+    def origin(self) -> Origin:
+        """This node as an origin (its instance id is minted on first use and kept)."""
+        with self.sessions() as session:
+            found = session.get(Writer, self.unit)
+            if found is not None:
+                return Origin(self.unit, found.instance)
+            session.add(Writer(unit=self.unit, instance=new_instance_id(), counter=0, hlc=""))
+            try:
+                session.commit()
+            except IntegrityError:  # another request minted it first
+                session.rollback()
+            found = session.get(Writer, self.unit)
+            assert found is not None
+            return Origin(self.unit, found.instance)
+
+    def _numbers(self, count: int, after: Hlc | None) -> tuple[Origin, list[int], list[Hlc]]:
+        """The next ``count`` counters and stamps (after ``after``), taken in one transaction."""
+        origin = self.origin()
+        with self.sessions.begin() as session:
+            mine = Writer.unit == self.unit
+            session.execute(update(Writer).where(mine).values(counter=Writer.counter + count))
+            row = session.execute(select(Writer).where(mine)).scalar_one()
+            first = row.counter - count + 1
+            clock = HlcClock(origin.key, self.now_ms, last=Hlc.parse(row.hlc) if row.hlc else None)
+            stamps: list[Hlc] = []
+            for _ in range(count):
+                stamps.append(clock.tick(after=stamps[-1] if stamps else after))
+            row.hlc = clock.last.encode()
+        return origin, list(range(first, first + count)), stamps
+
+    def append(
+        self,
+        database: Any,
+        case: Case,
+        payloads: Sequence[EventPayload],
+        *,
+        author: str,
+        after: Hlc | None = None,
+        wall_time: datetime | None = None,
+    ) -> list[CaseEvent]:
+        """Write ``payloads`` as events on ``case`` in this order (stamped after ``after``, the
+        case's latest stamp); raise InvalidInput for a bad payload (nothing written) or
+        EventsNotSaved / a SyncError when CouchDB did not take them."""
+        origin, counters, stamps = self._numbers(len(payloads), after)
+        now = wall_time or datetime.now(UTC)
+        events = [
+            new_event(
+                case,
+                payload,
+                origin=origin,
+                counter=counter,
+                hlc=stamp,
+                wall_time=now,
+                author=author,
+            )  # fmt: skip
+            for payload, counter, stamp in zip(payloads, counters, stamps, strict=True)
+        ]
+        with couch_errors():
+            results = database.update([event_to_doc(e) for e in events])
+        failed = [doc_id for ok, doc_id, _ in results if not ok]
+        if failed:
+            raise EventsNotSaved(f"CouchDB did not save {len(failed)} event(s): {failed[:3]}")
+        return events
