@@ -20,7 +20,6 @@ document (``village_node.attachments`` stages and compresses them), saved in the
 from __future__ import annotations
 
 import contextlib
-import secrets
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -44,15 +43,12 @@ from core.cases import (
     Delivery,
     EventKind,
     EventPayload,
-    MaterialStatus,
     MissingMaterial,
-    Organisation,
     Origin,
     Person,
     Rated,
     RatingChannel,
     Recipient,
-    Representative,
     Resubmitted,
     Returned,
     Submitted,
@@ -61,20 +57,28 @@ from core.cases import (
     event_to_doc,
     is_bad_rating,
     local_date,
-    new_case,
     new_event,
     parse_case_id,
 )
 from core.cases import case_id as make_case_id
 from core.cases import event_id as make_event_id
-from core.catalogue import CatalogueItem, Eligibility, HandlingLevel, Mode
+from core.catalogue import CatalogueItem, Mode
 from core.clock import Hlc, HlcClock
 from core.errors import InvalidInput
 from core.fold import OPEN, CaseState, CaseStatus, RatingRecord, fold
-from core.hierarchy import parent_of
 from core.identity import mask_resident_id
-from core.prereview import MaterialInput, PreReview, materials_states, prereview
-from core.routing import RouteOption, choose, recommend, route_options
+from core.intake import (
+    FLAGS,
+    Intake,
+    choose_mode,
+    draft_case,
+    handling_unit,
+    new_intake_key,
+    parse_intake,
+    review_materials,
+)
+from core.prereview import PreReview
+from core.routing import RouteOption, route_options
 from core.sla import Colour, SlaThresholds, colour_of, thresholds_from_settings
 from sync.errors import DocNotFound
 from sync.projection import project, refold_all
@@ -110,52 +114,9 @@ __all__ = [
 LIST_PAGE = 200
 """Cases shown at once in the list (the newest); a search or a filter finds the others."""
 
-FLAGS = (Eligibility.ELDERLY, Eligibility.DISABLED, Eligibility.BEDRIDDEN)
-"""The applicant flags the wizard offers (door-to-door eligibility)."""
 REMEMBERED_KEYS = 500
 """How many intake keys ``_local/kiosk`` remembers (a form posted twice saves one case)."""
 """The kiosk counts as online (video allowed) if its last sync succeeded this recently."""
-
-# Where the domain's field names land on the form.
-_PERSON_FIELDS = {
-    "applicant.name": "p_name",
-    "applicant.id_number": "p_id",
-    "applicant.phone": "p_phone",
-}
-_ORG_FIELDS = {
-    "applicant.name": "o_name",
-    "applicant.credit_code": "o_code",
-    "applicant.contact_phone": "o_contact_phone",
-    "applicant.phone": "o_contact_phone",
-}
-_REP_FIELDS = {
-    "representative.name": "rep_name",
-    "representative.id_number": "rep_id",
-    "representative.phone": "rep_phone",
-}
-
-
-def new_intake_key() -> str:
-    """A fresh idempotency key for one intake form."""
-    return secrets.token_hex(12)
-
-
-@dataclass
-class Intake:
-    """One posted intake form, parsed: what the page shows back and what the save needs."""
-
-    values: dict[str, str]
-    flags: tuple[str, ...]
-    statuses: dict[str, str]
-    deadlines: dict[str, str]
-    errors: dict[str, str] = field(default_factory=dict)
-    applicant: Person | Organisation | None = None
-    representative: Representative | None = None
-    materials: tuple[MaterialInput, ...] = ()
-
-    def error(self, name: str, message: str) -> None:
-        """Note an error next to field ``name`` (the first one wins)."""
-        self.errors.setdefault(name, message)
 
 
 @dataclass
@@ -196,94 +157,6 @@ class CaseRow:
     def applicant_name(self) -> str:
         """The applicant's name."""
         return self.case.applicant.name
-
-
-def _date(text: str) -> date | None:
-    try:
-        return date.fromisoformat(text.strip())
-    except ValueError:
-        return None
-
-
-def parse_intake(form: dict[str, Any], item: CatalogueItem) -> Intake:
-    """Read the posted form (values as strings; ``flags`` may be a list)."""
-    raw_flags = form.get("flags") or []
-    flags = tuple(
-        f for f in ([raw_flags] if isinstance(raw_flags, str) else raw_flags) if f in FLAGS
-    )
-    values = {
-        k: str(v).strip()
-        for k, v in form.items()
-        if k != "flags" and not k.startswith(("m_", "d_")) and isinstance(v, str)
-    }
-    statuses = {m.key: str(form.get(f"m_{m.key}", "")).strip() for m in item.materials}
-    deadlines = {m.key: str(form.get(f"d_{m.key}", "")).strip() for m in item.materials}
-    intake = Intake(values, flags, statuses, deadlines)
-    v = values.get
-    if v("applicant_type", "person") == "organisation":
-        if not v("o_name"):
-            intake.error("o_name", "请填写单位名称")
-        if not v("o_code"):
-            intake.error("o_code", "请填写统一社会信用代码")
-        intake.applicant = Organisation(
-            name=v("o_name", ""),
-            credit_code=v("o_code", "").upper(),
-            contact_name=v("o_contact_name", ""),
-            contact_phone=v("o_contact_phone", ""),
-            address=v("o_address", ""),
-        )
-    else:
-        if not v("p_name"):
-            intake.error("p_name", "请填写申请人姓名")
-        intake.applicant = Person(
-            name=v("p_name", ""),
-            id_number=v("p_id", "").upper(),
-            phone=v("p_phone", ""),
-            address=v("p_address", ""),
-            flags=tuple(Eligibility(f) for f in flags),
-        )
-    if v("rep_on"):
-        if not v("rep_name"):
-            intake.error("rep_name", "请填写代理人姓名")
-        intake.representative = Representative(
-            name=v("rep_name", ""),
-            id_number=v("rep_id", "").upper(),
-            phone=v("rep_phone", ""),
-            relation=v("rep_relation", ""),
-        )
-    entries = []
-    for m in item.materials:
-        status = statuses[m.key] or MaterialStatus.MISSING.value
-        if status not in {s.value for s in MaterialStatus}:
-            intake.error(f"m_{m.key}", "请选择材料情况")
-            continue
-        deadline = None
-        if status == MaterialStatus.TO_FOLLOW.value and deadlines[m.key]:
-            deadline = _date(deadlines[m.key])
-            if deadline is None:
-                intake.error(f"d_{m.key}", "补交期限格式不正确, 应为 年-月-日")
-        entries.append(MaterialInput(key=m.key, status=MaterialStatus(status), deadline=deadline))
-    intake.materials = tuple(entries)
-    return intake
-
-
-def _field_of(name: str, intake: Intake) -> str:
-    if name.startswith("representative."):
-        return _REP_FIELDS.get(name, "rep_name")
-    if isinstance(intake.applicant, Organisation):
-        return _ORG_FIELDS.get(name, "o_name")
-    if name.startswith("applicant."):
-        return _PERSON_FIELDS.get(name, "p_name")
-    return "form"
-
-
-def handling_unit(item: CatalogueItem, village: str, township: str) -> str:
-    """The unit that decides the case: the village, its township or the district."""
-    if item.handling_level is HandlingLevel.VILLAGE:
-        return village
-    if item.handling_level is HandlingLevel.TOWNSHIP:
-        return township
-    return parent_of(township) or township
 
 
 class _Numbering:
@@ -382,26 +255,10 @@ class CaseDesk:
         intake = parse_intake(form, item)
         outcome = Outcome(intake)
         calendar = self.calendar()
-        try:
-            outcome.review = prereview(item, intake.materials, today=today, calendar=calendar)
-        except InvalidInput as exc:
-            for e in exc.errors:
-                intake.error("form", e.message)
-        if outcome.review is not None:
-            for b in outcome.review.blocking:
-                intake.errors.pop(f"m_{b.key}", None)
+        outcome.review = review_materials(intake, item, today=today, calendar=calendar)
         if intake.applicant is not None:
             outcome.options = route_options(item, intake.applicant, online=online)
-            try:
-                wanted = intake.values.get("mode", "")
-                if wanted:
-                    outcome.mode, _ = choose(
-                        outcome.options, wanted, intake.values.get("mode_note", "")
-                    )
-                else:
-                    outcome.mode, _ = recommend(outcome.options)
-            except InvalidInput as exc:
-                intake.error("mode", exc.errors[0].message)
+            outcome.mode = choose_mode(intake, outcome.options)
             # A dry run of the case document finds the checksum and phone errors.
             self._build(outcome, item, catalogue_version, enrolment, 1, now, author, dry=True)
             ident = (
@@ -436,48 +293,15 @@ class CaseDesk:
         dry: bool,
         hlc: Hlc | None = None,
     ) -> Case | None:
-        intake = outcome.intake
-        assert intake.applicant is not None
         origin = Origin(enrolment.village, enrolment.instance)
-        review = outcome.review
-        if review is None or not review.can_submit or outcome.mode is None:
-            materials: tuple[Any, ...] = ()
-        else:
-            materials = materials_states(review)
-        mode = outcome.mode or Mode.WINDOW
-        reason = ""
-        if outcome.mode is not None:
-            try:
-                _, reason = choose(
-                    outcome.options, outcome.mode, intake.values.get("mode_note", "")
-                )
-            except InvalidInput:
-                reason = ""
-        try:
-            return new_case(
-                origin=origin,
-                counter=counter,
-                hlc=hlc or Hlc(int(now.timestamp() * 1000), 0, origin.key),
-                wall_time=now,
-                author=author,
-                village=enrolment.village,
-                township=enrolment.township,
-                item=item,
-                catalogue_version=catalogue_version,
-                applicant=intake.applicant,
-                mode=mode,
-                handling_unit=handling_unit(item, enrolment.village, enrolment.township),
-                materials=materials,
-                representative=intake.representative,
-                mode_reason=reason,
-                note=intake.values.get("note", "")[:2000],
-            )
-        except InvalidInput as exc:
-            for e in exc.errors:
-                if e.field.startswith("materials"):
-                    continue  # pre-review reports these
-                intake.error(_field_of(e.field, intake), e.message)
-            return None
+        return draft_case(
+            outcome.intake, item, outcome.review, outcome.options, outcome.mode,
+            origin=origin, counter=counter,
+            hlc=hlc or Hlc(int(now.timestamp() * 1000), 0, origin.key),
+            wall_time=now, author=author, village=enrolment.village,
+            township=enrolment.township, catalogue_version=catalogue_version,
+            unit=handling_unit(item, enrolment.village, enrolment.township),
+        )  # fmt: skip
 
     def save(
         self,
