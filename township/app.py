@@ -28,6 +28,7 @@ from township.arrivals import receive_new_cases
 from township.read_model import district_rules, project_township
 from township.settings import TownshipSettings
 from township.web import cases, console, enrolment, inbox
+from township.web import intake as counter
 from township.web.errors import exception_handlers
 from township.web.i18n import install as install_i18n
 from township.writer import EventWriter
@@ -104,6 +105,7 @@ def create_app(settings: TownshipSettings) -> Litestar:
             *console.ROUTES,
             *inbox.ROUTES,
             *cases.ROUTES,
+            *counter.ROUTES,
             create_static_files_router(
                 path="/static", directories=[HERE / "static"], include_in_schema=False
             ),

@@ -24,6 +24,7 @@ from core.cases import (
     CaseEvent,
     EventPayload,
     Origin,
+    case_to_doc,
     event_to_doc,
     new_event,
     new_instance_id,
@@ -120,3 +121,37 @@ class EventWriter:
         if failed:
             raise EventsNotSaved(f"CouchDB did not save {len(failed)} event(s): {failed[:3]}")
         return events
+
+    def open_case(
+        self,
+        database: Any,
+        build_case: Callable[[Origin, int, Hlc, datetime], Case],
+        payloads: Sequence[EventPayload],
+        *,
+        author: str,
+    ) -> tuple[Case, list[CaseEvent]]:
+        """Write a new case (``build_case(origin, counter, stamp, wall_time)``, e.g. from the
+        counter's intake) and its first events (``submitted``…) in one ``_bulk_docs``, all
+        numbered as this node; raise InvalidInput from ``build_case`` or a bad payload (nothing
+        written) or EventsNotSaved / a SyncError when CouchDB did not take them."""
+        origin, counters, stamps = self._numbers(1 + len(payloads), None)
+        now = datetime.now(UTC)
+        case = build_case(origin, counters[0], stamps[0], now)
+        events = [
+            new_event(
+                case,
+                payload,
+                origin=origin,
+                counter=counter,
+                hlc=stamp,
+                wall_time=now,
+                author=author,
+            )  # fmt: skip
+            for payload, counter, stamp in zip(payloads, counters[1:], stamps[1:], strict=True)
+        ]
+        with couch_errors():
+            results = database.update([case_to_doc(case), *(event_to_doc(e) for e in events)])
+        failed = [doc_id for ok, doc_id, _ in results if not ok]
+        if failed:
+            raise EventsNotSaved(f"CouchDB did not save {len(failed)} document(s): {failed[:3]}")
+        return case, events

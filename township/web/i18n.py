@@ -73,6 +73,95 @@ EN: dict[str, str] = {
     "之后状态": "Status after",
     "冲突": "conflict",
     "无效": "not applied",
+    # --- counter intake (窗口受理) ---
+    "窗口受理": "Counter intake",
+    "群众到中心窗口申请": "a citizen applying at the centre's counter",
+    "第一步 · 选择事项": "Step 1 · Choose the service",
+    "查找事项": "Find a service",
+    "名称、编码或拼音首字母": "Name, code or pinyin initials",
+    "查找": "Find",
+    "办理事项": "Service",
+    "下一步": "Next",
+    "没有找到匹配的事项, 请换个关键词": "No service matches; try another word",
+    "本中心还没有收到区里发布的事项目录, 请稍后再试。": (
+        "The district's published catalogue has not reached this centre yet; try again later."
+    ),
+    "一次性告知书": "One-time notice",
+    "预审未通过, 本次未受理、未保存。请打印告知书交给群众, 一次性补齐材料后再来办理。": (
+        "Pre-review failed: nothing was accepted or saved. Print the notice for the citizen, "
+        "who brings every missing material at once."
+    ),
+    "打印告知书": "Print the notice",
+    "一 · 办理事项": "1 · Service",
+    "目录版本": "catalogue version",
+    "办理层级": "decided at",
+    "即办": "immediate",
+    "承诺": "promised in",
+    "换一个事项": "Another service",
+    "二 · 申请人": "2 · Applicant",
+    "个人": "Person",
+    "单位(组织)": "Organisation",
+    "个人申请人": "Applicant (person)",
+    "单位申请人": "Applicant (organisation)",
+    "姓名": "Name",
+    "公民身份号码 (18位)": "Resident ID number (18 characters)",
+    "联系电话": "Phone",
+    "住址": "Address",
+    "单位名称": "Organisation name",
+    "统一社会信用代码 (18位)": "Unified social credit code (18 characters)",
+    "联系人": "Contact",
+    "地址": "Address",
+    "委托代理 (由他人代为申请)": "Representative (someone applies for the applicant)",
+    "代理人姓名": "Representative's name",
+    "代理人身份号码": "Representative's ID number",
+    "代理人电话": "Representative's phone",
+    "与申请人关系": "Relation to the applicant",
+    "三 · 材料预审": "3 · Pre-review of materials",
+    "核验原件后选择每项材料的情况; 可承诺后补的材料约定补交期限。": (
+        "Check the originals and mark each material; agree a deadline for those that may follow."
+    ),
+    "必需": "Required",
+    "情况": "Status",
+    "补交期限": "Deadline",
+    "份": "copies",
+    "是": "yes",
+    "否": "no",
+    "已提供": "Provided",
+    "缺少": "Missing",
+    "承诺后补": "To follow on commitment",
+    "个工作日内": "working days",
+    "最晚": "latest",
+    "于": "by",
+    "前": "",
+    "四 · 办理方式": "4 · How it is served",
+    "推荐": "suggested",
+    "改选原因 (选择非推荐方式时填写)": "Why another mode (when not the suggested one)",
+    "填好申请人和材料后点“预审”, 系统会列出可选的办理方式和理由。": (
+        "Fill in the applicant and materials, then Pre-review: the modes and reasons appear."
+    ),
+    "提醒: 该申请人已有本事项的在办件": "Note: this applicant already has an open case of it",
+    "确认仍要再次申请": "Apply again anyway",
+    "预审": "Pre-review",
+    "提交受理": "Accept the case",
+    "受理回执": "Receipt",
+    "查看办件": "Open the case",
+    "打印回执": "Print the receipt",
+    "继续受理": "Next citizen",
+    "受理单位": "Received by",
+    "预计办结": "Expected completion",
+    "当场办结": "at once",
+    "告知承诺书": "Commitment letter",
+    "本人承诺在下列期限内补交材料; 逾期未补交的, 受理单位可依法作出不予许可或撤销的决定。": (
+        "I undertake to bring these materials by the dates below; otherwise the application "
+        "may be refused or the decision revoked as the law provides."
+    ),
+    "承诺人签名": "Signature",
+    "日期": "Date",
+    "预计办结日期自受理起按工作日计算, 以受理通知为准。凭办件编号和联系电话可查询办理进度。": (
+        "The expected date counts working days from acceptance; the acceptance notice is "
+        "binding. Track the case with its number and your phone."
+    ),
+    # --- end of counter intake ---
 }
 
 
