@@ -351,6 +351,19 @@ class SQLiteStore:
                         break
             return {"results": results, "last_seq": last_seq}
 
+    def count_changed(self, since: int, prefixes: Sequence[str]) -> int:
+        """How many documents whose id starts with one of ``prefixes`` changed after ``since``
+        (one SQL count: what the kiosk's "waiting to go up" shows on every page)."""
+        if not prefixes:
+            return 0
+        ranges = " OR ".join("(id >= ? AND id < ?)" for _ in prefixes)
+        args: list[Any] = [since]
+        for prefix in prefixes:
+            args += [prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)]
+        with self._read() as conn:
+            row = conn.execute(f"SELECT count(*) FROM docs WHERE seq > ? AND ({ranges})", args)
+            return int(row.fetchone()[0])
+
     def revs_diff(self, revs: Mapping[str, Sequence[str]]) -> dict[str, dict[str, list[str]]]:
         """The revisions this store lacks: ``{id: {"missing": [...]}}``, ids lacking none left out.
 

@@ -176,9 +176,7 @@ class Syncer:
 
     def waiting(self, state: SyncState | None = None) -> int:
         """Documents written here since the last push that must still go up."""
-        since = (state or self.state()).pushed_seq
-        page = self.store.changes(since=since)
-        return sum(1 for row in page["results"] if row["id"].startswith(WAITING_PREFIXES))
+        return self.store.count_changed((state or self.state()).pushed_seq, WAITING_PREFIXES)
 
     def write_status(self, state: SyncState | None = None) -> str | None:
         """Rewrite this kiosk's ``kiosk_status`` document (None while not enrolled).

@@ -773,3 +773,18 @@ def test_upper_case_hex_revisions_are_normalised(store: SQLiteStore) -> None:
     assert store.get("u")["_rev"] == rev.lower()
     assert store.get("u", rev=rev)["v"] == 1
     assert store.revs_diff({"u": [rev]}) == {}
+
+
+def test_count_changed_counts_by_id_prefix_after_a_seq(store: SQLiteStore) -> None:
+    store.bulk_docs(
+        [{"_id": f"case:{n}"} for n in range(3)]
+        + [{"_id": f"case_event:{n}"} for n in range(2)]
+        + [{"_id": "casebook"}, {"_id": "kiosk_status:x"}, {"_id": "case;"}]
+    )
+    assert store.count_changed(0, ("case:", "case_event:")) == 5
+    assert store.count_changed(0, ("kiosk_status:",)) == 1
+    assert store.count_changed(0, ()) == 0
+    seq = store.info()["update_seq"]
+    assert store.count_changed(seq, ("case:",)) == 0
+    store.put({"_id": "case:0", "_rev": store.get("case:0")["_rev"], "again": True})
+    assert store.count_changed(seq, ("case:", "case_event:")) == 1
