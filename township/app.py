@@ -27,7 +27,8 @@ from sync.sql import make_engine, make_sessionmaker
 from township.arrivals import receive_new_cases
 from township.read_model import district_rules, project_township
 from township.settings import TownshipSettings
-from township.web import cases, console, enrolment, inbox
+from township.visits import confirm_requested_visits
+from township.web import cases, console, enrolment, inbox, visits
 from township.web import intake as counter
 from township.web.errors import exception_handlers
 from township.web.i18n import install as install_i18n
@@ -53,6 +54,8 @@ def catch_up(state: State) -> None:
     database = state.settings.case_database
     project_township(state.sessions, server, database)
     if receive_new_cases(state.sessions, server[database], state.writer):
+        project_township(state.sessions, server, database)
+    if confirm_requested_visits(state.sessions, server, database, state.writer):
         project_township(state.sessions, server, database)
     today: date = local_date(datetime.now(UTC))
     if state.get("refolded_on") != today:
@@ -106,6 +109,7 @@ def create_app(settings: TownshipSettings) -> Litestar:
             *inbox.ROUTES,
             *cases.ROUTES,
             *counter.ROUTES,
+            *visits.ROUTES,
             create_static_files_router(
                 path="/static", directories=[HERE / "static"], include_in_schema=False
             ),

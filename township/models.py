@@ -1,14 +1,23 @@
 """The township node's own SQL tables (beside the case read model it shares with the district):
-the node's writer identity and counters. The visit calendar joins them with the dispatch."""
+the node's writer identity and counters, and the visit calendar of the door-to-door dispatch."""
 
 from __future__ import annotations
 
-from sqlalchemy import Integer, MetaData, String
+from datetime import date, datetime
+
+from sqlalchemy import Date, DateTime, ForeignKeyConstraint, Integer, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from sync.readmodel import NAMING
+from sync.readmodel import CASE_ID_LENGTH, NAMING
 
-__all__ = ["TownshipBase", "metadata", "Writer"]
+__all__ = [
+    "TownshipBase",
+    "metadata",
+    "Writer",
+    "StaffAvailability",
+    "VisitBooking",
+    "VisitRow",
+]
 
 
 class TownshipBase(DeclarativeBase):
@@ -30,3 +39,67 @@ class Writer(TownshipBase):
     counter: Mapped[int] = mapped_column(Integer)
     hlc: Mapped[str] = mapped_column(String(80))
     """The last stamp issued, encoded (empty before the first)."""
+
+
+# --- the visit calendar (上门办) ------------------------------------------------------------
+# A slot is (staff member, working day, period). A staff member *offers* slots (availability,
+# edited by the head of centre or the staff member); a visit *books* an offered slot. The
+# booking's primary key is the slot, so two requests for one slot can never both commit (the
+# database refuses the second: IntegrityError), on SQLite and PostgreSQL alike; its foreign key
+# to the offer refuses a booking of a slot nobody offers and the withdrawal of a booked offer.
+
+
+class StaffAvailability(TownshipBase):
+    """A slot a staff member offers for home visits."""
+
+    __tablename__ = "visit_offers"
+    staff: Mapped[str] = mapped_column(String(200), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True, index=True)
+    period: Mapped[str] = mapped_column(String(8), primary_key=True)
+    staff_name: Mapped[str] = mapped_column(String(200))
+
+
+class VisitBooking(TownshipBase):
+    """A slot taken by a visit: deleted when the visit is moved away or cancelled (the slot is
+    free again); kept with the ``outcome`` once the visit took place (done, citizen absent,
+    more materials), so a day's route sheet stays as it was."""
+
+    __tablename__ = "visit_bookings"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["staff", "day", "period"],
+            ["visit_offers.staff", "visit_offers.day", "visit_offers.period"],
+            ondelete="RESTRICT",
+        ),
+    )
+    staff: Mapped[str] = mapped_column(String(200), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True, index=True)
+    period: Mapped[str] = mapped_column(String(8), primary_key=True)
+    case_id: Mapped[str] = mapped_column(String(CASE_ID_LENGTH), index=True)
+    visit_id: Mapped[str] = mapped_column(String(80))
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    booked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class VisitRow(TownshipBase):
+    """One home visit of a case as the calendar knows it: where it stands, its current slot
+    (none while only requested), and what the route sheet needs of the case."""
+
+    __tablename__ = "visits"
+    case_id: Mapped[str] = mapped_column(String(CASE_ID_LENGTH), primary_key=True)
+    visit_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    case_number: Mapped[str] = mapped_column(String(40), index=True)
+    village: Mapped[str | None] = mapped_column(String(12))
+    address: Mapped[str] = mapped_column(Text)
+    applicant_name: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str] = mapped_column(String(40))
+    item_name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    """requested, scheduled, done, absent, more_materials, cancelled (``core.fold.VisitStatus``)."""
+    day: Mapped[date] = mapped_column(Date, index=True)
+    period: Mapped[str] = mapped_column(String(8))
+    staff: Mapped[str | None] = mapped_column(String(200))
+    staff_name: Mapped[str] = mapped_column(String(200))
+    note: Mapped[str] = mapped_column(Text)
+    """Why a request could not be confirmed, for the staff who pick another period."""
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

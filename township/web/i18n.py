@@ -162,6 +162,43 @@ EN: dict[str, str] = {
         "binding. Track the case with its number and your phone."
     ),
     # --- end of counter intake ---
+    # --- door-to-door dispatch: the visit calendar, a case's visits, route sheets ---
+    "上午": "Morning",
+    "下午": "Afternoon",
+    "上门服务": "Home visits",
+    "上门服务日程": "Home-visit calendar",
+    "待确认的上门申请": "Visit requests to confirm",
+    "申请时段": "Requested period",
+    "今天": "Today",
+    "只列工作日; 勾选表示该时段提供上门服务。": (
+        "Working days only; a tick offers that period for home visits."
+    ),
+    "工作人员": "Staff",
+    "路线单": "Route sheet",
+    "空闲": "free",
+    "不值班": "off",
+    "保存上门值班": "Save availability",
+    "上门结果": "Outcome",
+    "记录上门结果": "Record the outcome",
+    "取消原因": "Reason for cancelling",
+    "取消上门": "Cancel the visit",
+    "安排或改期": "Schedule or move",
+    "今后几个工作日都没有空闲的上门时段, 请先在日程中安排值班。": (
+        "No free home-visit slot in the coming working days: offer some on the calendar first."
+    ),
+    "新安排一次上门": "A new visit",
+    "改期": "Move",
+    "空闲时段": "Free slots",
+    "安排上门": "Schedule a visit",
+    "时段": "Period",
+    "上门人员": "Visiting staff",
+    "尚未安排上门。": "No visit scheduled yet.",
+    "上门路线单": "Home-visit route sheet",
+    "这一天没有上门安排。": "No visit on this day.",
+    "户": "households",
+    "结果": "Outcome",
+    "上门人员签字": "Signature of the visiting staff",
+    # --- end of door-to-door dispatch ---
 }
 
 
