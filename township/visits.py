@@ -30,8 +30,10 @@ tombstone has no ``type`` and would not travel up): a day nobody offers any more
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
+import weakref
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -682,18 +684,38 @@ def requested_visits(session: Session) -> list[VisitRow]:
     )
 
 
+_examined: weakref.WeakKeyDictionary[sessionmaker[Session], dict[str, str]] = (
+    weakref.WeakKeyDictionary()
+)
+"""Per calendar database, in this process: the latest stamp of each open case when it was last
+looked at for requests (so a round reads only the cases that changed; a restart reads all once)."""
+_examined_lock = threading.Lock()
+_CHUNK = 500
+
+
 def _discover_requests(sessions: sessionmaker[Session], unit: str) -> None:
-    """File every ``visit_requested`` of the unit's open cases that the calendar lacks."""
+    """File every ``visit_requested`` of the unit's open cases that the calendar lacks, reading
+    only the cases whose latest stamp moved since the last round."""
+    with _examined_lock:
+        seen = _examined.setdefault(sessions, {})
     with sessions() as session:
-        found = session.execute(
-            select(CaseRow.state, CaseDoc.doc)
-            .join(CaseDoc, CaseDoc.case_id == CaseRow.case_id)
-            .where(
-                inbox_scope(unit),
-                CaseRow.status.in_([s.value for s in OPEN]),
-                cast(CaseRow.state, Text).like("%visit_requested%"),
+        stamps = session.execute(
+            select(CaseRow.case_id, CaseRow.last_hlc).where(
+                inbox_scope(unit), CaseRow.status.in_([s.value for s in OPEN])
             )
         ).all()
+        changed = {c: h for c, h in stamps if seen.get(c) != h}
+        ids = list(changed)
+        found: list[Any] = []
+        for i in range(0, len(ids), _CHUNK):
+            found += session.execute(
+                select(CaseRow.state, CaseDoc.doc)
+                .join(CaseDoc, CaseDoc.case_id == CaseRow.case_id)
+                .where(
+                    CaseRow.case_id.in_(ids[i : i + _CHUNK]),
+                    cast(CaseRow.state, Text).like("%visit_requested%"),
+                )
+            ).all()
         known = {
             (c, v)
             for c, v in session.execute(
@@ -717,6 +739,8 @@ def _discover_requests(sessions: sessionmaker[Session], unit: str) -> None:
                                   day=visit.day, period=_period_or_as_is(visit.period))  # fmt: skip
             except IntegrityError:  # filed at the same moment by another round
                 pass
+    with _examined_lock:
+        seen.update(changed)
 
 
 def confirm_requested_visits(
