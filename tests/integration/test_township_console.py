@@ -51,6 +51,7 @@ from township.app import create_app
 from township.inbox import PAGE_SIZE, UNASSIGNED, InboxFilter, inbox_page, latest_change
 from township.read_model import project_township
 from township.settings import TownshipSettings
+from township.supervision import supervise
 from township.writer import EventWriter
 
 T = "500109110000"
@@ -357,3 +358,29 @@ def test_event_numbers_are_never_reused(sessions: sessionmaker[Session], couch: 
         t.join()
     assert sorted(taken) == list(range(1, 41))
     assert len({writer.origin().key for _ in range(3)}) == 1
+
+
+def test_three_colour_supervision(console: TestClient[Litestar]) -> None:
+    _login(console)
+    page = console.get("/supervision").text
+    assert re.search(r'id="total-red"[^>]*>[^<]*<b>1</b>', page)
+    assert re.search(r'id="total-green"[^>]*>[^<]*<b>1</b>', page)
+    overdue = re.search(r'<table id="overdue">(.*?)</table>', page, re.S)
+    assert overdue and _n(4) in overdue[1] and _n(3) not in overdue[1]
+    by_service = re.search(r'<table id="by-service"[^>]*>(.*?)</table>', page, re.S)
+    assert by_service
+    shop = re.search(r'<tr data-key="500109SW0001">(.*?)</tr>', by_service[1], re.S)
+    assert shop and re.search(r'class="n red">1<', shop[1])
+    assert re.search(r'<table id="by-staff"', page)
+
+
+def test_supervision_on_both_databases(sessions: sessionmaker[Session]) -> None:
+    with sessions() as session:
+        figures = supervise(session, T, date.today())
+        assert figures.totals[Colour.RED] == 1 and figures.totals[Colour.GREEN] == 1
+        assert [r.case_number for r in figures.overdue] == [_n(4)]
+        services = {t.key: t for t in figures.by_service}
+        assert services["500109SW0001"].counts[Colour.RED] == 1
+        assert services["500109ZW0020"].counts[Colour.GREEN] == 1
+        assert sum(t.total for t in figures.by_staff) == 2
+        assert supervise(session, OTHER_T, date.today()).overdue == []

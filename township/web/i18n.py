@@ -261,6 +261,25 @@ EN: dict[str, str] = {
     "结果": "Outcome",
     "上门人员签字": "Signature of the visiting staff",
     # --- end of door-to-door dispatch ---
+    # supervision
+    "三色督办": "SLA supervision",
+    "逾期承诺": "Overdue commitments",
+    "红黄绿三色督办": "Three-colour supervision",
+    "按承诺时限: 绿为正常, 黄为临近时限, 红为超期; 只计已受理、计时中的办件。": (
+        "Against the promised limit: green on time, yellow near the limit, red overdue "
+        "(district thresholds). Only accepted cases whose clock runs are counted."
+    ),
+    "在办": "Open",
+    "已办结": "Completed",
+    "超期办结": "Completed late",
+    "其中超期": "of which late",
+    "按承办人": "By staff member",
+    "按事项": "By service",
+    "超期办件": "Overdue cases",
+    "暂无受理中的办件": "No accepted case yet",
+    "只列出最早到期的": "Showing the earliest",
+    "在收件箱查看全部": "see them all in the inbox",
+    "没有超期办件。": "No case is overdue.",
 }
 
 
