@@ -8,10 +8,18 @@ in order on one kiosk: enrol and log in, open cases, sync.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from core.cases import Accepted, Origin, Received, case_from_doc, event_to_doc, new_event
+from core.cases import (
+    Accepted,
+    Origin,
+    Received,
+    VisitScheduled,
+    case_from_doc,
+    event_to_doc,
+    new_event,
+)
 from core.clock import Hlc
 from sync.couch import save_document
 from sync.topology import village_database
@@ -179,3 +187,23 @@ def test_sync_up_and_a_township_event_comes_back(net: Network) -> None:
     assert "张三" in page and 'class="sla' in page
     detail = c.get(f"/cases/{case.case_number}").text
     assert "已接收" in detail and 'id="status"><b>已受理' in detail
+
+
+def test_a_home_visit_the_township_scheduled_shows_on_the_case(net: Network) -> None:
+    c = net.client
+    case = case_from_doc(store_of(net).get(case_docs(net)[0]))
+    origin = Origin(T, "tw01")
+    now = datetime.now(UTC)
+    stamp = Hlc(int(now.timestamp() * 1000) + 5000, 0, origin.key)
+    visit = new_event(
+        case,
+        VisitScheduled(visit_id="v1", day=date(2026, 12, 3), period="pm", staff="t.li",
+                       staff_name="李强"),
+        origin=origin, counter=3, hlc=stamp, wall_time=now, author="t.li",
+    )  # fmt: skip
+    save_document(net.t[village_database(A)], event_to_doc(visit))
+    form(c, "/sync", back="/cases")
+    detail = c.get(f"/cases/{case.case_number}").text
+    section = re.search(r'<section class="card" id="visits">(.*?)</section>', detail, re.S)
+    assert section and "2026-12-03" in section[1] and "下午" in section[1]
+    assert "李强" in section[1] and "已安排" in section[1]
