@@ -15,7 +15,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import msgspec
 
@@ -36,7 +36,10 @@ from core.hierarchy import parent_of
 from core.prereview import MaterialInput, PreReview, materials_states, prereview
 from core.routing import PREFERENCE, RouteOption, choose, recommend
 
+D = TypeVar("D")
+
 __all__ = [
+    "Outcome",
     "FLAGS",
     "Intake",
     "new_intake_key",
@@ -92,6 +95,31 @@ class Intake:
     def error(self, name: str, message: str) -> None:
         """Note an error next to field ``name`` (the first one wins)."""
         self.errors.setdefault(name, message)
+
+
+@dataclass
+class Outcome(Generic[D]):
+    """What reviewing or saving an intake led to; ``D`` is how an app lists the applicant's
+    open cases of the same service."""
+
+    intake: Intake
+    review: PreReview | None = None
+    options: tuple[RouteOption, ...] = ()
+    mode: Mode | None = None
+    duplicates: list[D] = field(default_factory=list)
+    case: Case | None = None
+    repeated: bool = False
+    """The intake key had been saved before: ``case`` is that earlier case."""
+
+    @property
+    def blocked(self) -> bool:
+        """Pre-review blocks submission (the one-time notice is printed, nothing written)."""
+        return self.review is not None and not self.review.can_submit
+
+    @property
+    def ok(self) -> bool:
+        """Nothing to fix on the form."""
+        return not self.intake.errors and not self.blocked
 
 
 def _date(text: str) -> date | None:

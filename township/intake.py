@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -27,14 +27,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.cases import Case, Origin, Person, Submitted, case_from_doc, local_date
-from core.catalogue import CatalogueItem, Mode
+from core.catalogue import CatalogueItem
 from core.clock import Hlc
 from core.errors import FieldError, InvalidInput
 from core.fold import OPEN, CaseStatus
 from core.hierarchy import Level, level_of
 from core.identity import mask_resident_id
 from core.intake import (
-    Intake,
+    Outcome,
     choose_mode,
     counter_options,
     draft_case,
@@ -43,8 +43,7 @@ from core.intake import (
     parse_intake,
     review_materials,
 )
-from core.prereview import PreReview
-from core.routing import RouteOption, route_options
+from core.routing import route_options
 from sync.couch import couch_errors
 from sync.errors import CouchConflict, SyncError
 from sync.readmodel import CaseDoc, CaseRow
@@ -52,7 +51,7 @@ from township.inbox import inbox_scope
 from township.read_model import district_rules
 from township.writer import EventWriter
 
-__all__ = ["CLAIM_SECONDS", "Duplicate", "CounterOutcome", "CounterDesk", "counter_unit"]
+__all__ = ["CLAIM_SECONDS", "Duplicate", "CounterDesk", "CounterOutcome", "counter_unit"]
 
 CLAIM_SECONDS = 120.0
 """After this long a claimed intake key without a case counts as abandoned (a crashed save)."""
@@ -67,28 +66,8 @@ class Duplicate:
     status: CaseStatus
 
 
-@dataclass
-class CounterOutcome:
-    """What reviewing or saving a counter intake led to."""
-
-    intake: Intake
-    review: PreReview | None = None
-    options: tuple[RouteOption, ...] = ()
-    mode: Mode | None = None
-    duplicates: list[Duplicate] = field(default_factory=list)
-    case: Case | None = None
-    repeated: bool = False
-    """The intake key had been saved before: ``case`` is that earlier case."""
-
-    @property
-    def blocked(self) -> bool:
-        """Pre-review blocks submission (the one-time notice is printed, nothing written)."""
-        return self.review is not None and not self.review.can_submit
-
-    @property
-    def ok(self) -> bool:
-        """Nothing to fix on the form."""
-        return not self.intake.errors and not self.blocked
+CounterOutcome = Outcome[Duplicate]
+"""A counter intake's outcome (duplicates listed from the read model)."""
 
 
 def counter_unit(item: CatalogueItem, unit: str) -> str:

@@ -23,7 +23,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,7 @@ from core.identity import mask_resident_id
 from core.intake import (
     FLAGS,
     Intake,
+    Outcome,
     choose_mode,
     draft_case,
     handling_unit,
@@ -77,8 +78,7 @@ from core.intake import (
     parse_intake,
     review_materials,
 )
-from core.prereview import PreReview
-from core.routing import RouteOption, route_options
+from core.routing import route_options
 from core.sla import Colour, SlaThresholds, colour_of, thresholds_from_settings
 from sync.errors import DocNotFound
 from sync.projection import project, refold_all
@@ -94,7 +94,7 @@ from village_node.settings import Enrolment
 __all__ = [
     "FLAGS",
     "Intake",
-    "Outcome",
+    "KioskOutcome",
     "CaseRow",
     "CaseDesk",
     "new_intake_key",
@@ -122,30 +122,6 @@ NEWEST_OF_VILLAGE = text(
 """Kiosk-only, in SQL text so the shared read model's metadata (and migrations) stay as they are."""
 
 
-@dataclass
-class Outcome:
-    """What reviewing or saving an intake led to."""
-
-    intake: Intake
-    review: PreReview | None = None
-    options: tuple[RouteOption, ...] = ()
-    mode: Mode | None = None
-    duplicates: list[CaseRow] = field(default_factory=list)
-    case: Case | None = None
-    repeated: bool = False
-    """The intake key had been saved before: ``case`` is that earlier case."""
-
-    @property
-    def blocked(self) -> bool:
-        """Pre-review blocks submission."""
-        return self.review is not None and not self.review.can_submit
-
-    @property
-    def ok(self) -> bool:
-        """Nothing to fix on the form."""
-        return not self.intake.errors and not self.blocked
-
-
 @dataclass(frozen=True)
 class CaseRow:
     """One case of the list: the case, its folded state and its SLA colour."""
@@ -160,6 +136,10 @@ class CaseRow:
     def applicant_name(self) -> str:
         """The applicant's name."""
         return self.case.applicant.name
+
+
+KioskOutcome = Outcome[CaseRow]
+"""An intake's outcome at the kiosk (duplicates listed as case rows)."""
 
 
 class _Numbering:
@@ -254,13 +234,13 @@ class CaseDesk:
         online: bool,
         author: str,
         today: date | None = None,
-    ) -> Outcome:
+    ) -> KioskOutcome:
         """Check the form: field errors, pre-review, route options, the same applicant's open
         cases of this service. Nothing is written."""
         now = datetime.now(CHINA_TIME)
         today = today or local_date(now)
         intake = parse_intake(form, item)
-        outcome = Outcome(intake)
+        outcome = KioskOutcome(intake)
         calendar = self.calendar()
         outcome.review = review_materials(intake, item, today=today, calendar=calendar)
         if intake.applicant is not None:
@@ -289,7 +269,7 @@ class CaseDesk:
 
     def _build(
         self,
-        outcome: Outcome,
+        outcome: KioskOutcome,
         item: CatalogueItem,
         catalogue_version: int,
         enrolment: Enrolment,
@@ -320,7 +300,7 @@ class CaseDesk:
         online: bool,
         author: str,
         attachments: dict[str, dict[str, Any]] | None = None,
-    ) -> Outcome:
+    ) -> KioskOutcome:
         """Review, then write the case and its ``submitted`` event if nothing is wrong.
 
         A key already saved returns that case (``repeated``); an open case of the same
@@ -331,7 +311,7 @@ class CaseDesk:
             local = self.store.get_local(KIOSK_LOCAL) or {"_id": KIOSK_LOCAL}
             earlier = (local.get("intakes") or {}).get(key) if key else None
         if earlier:
-            return Outcome(parse_intake(form, item), case=self.case(earlier), repeated=True)
+            return KioskOutcome(parse_intake(form, item), case=self.case(earlier), repeated=True)
         outcome = self.review(
             form, item, catalogue_version, enrolment, online=online, author=author
         )
@@ -347,7 +327,7 @@ class CaseDesk:
         with self._numbering(origin) as numbering:
             intakes: dict[str, str] = dict(numbering.local.get("intakes") or {})
             if key in intakes:
-                return Outcome(outcome.intake, case=self.case(intakes[key]), repeated=True)
+                return KioskOutcome(outcome.intake, case=self.case(intakes[key]), repeated=True)
             counter = numbering.next()
             now = datetime.now(CHINA_TIME)
             case = self._build(
