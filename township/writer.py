@@ -102,24 +102,8 @@ class EventWriter:
         case's latest stamp); raise InvalidInput for a bad payload (nothing written) or
         EventsNotSaved / a SyncError when CouchDB did not take them."""
         origin, counters, stamps = self._numbers(len(payloads), after)
-        now = wall_time or datetime.now(UTC)
-        events = [
-            new_event(
-                case,
-                payload,
-                origin=origin,
-                counter=counter,
-                hlc=stamp,
-                wall_time=now,
-                author=author,
-            )  # fmt: skip
-            for payload, counter, stamp in zip(payloads, counters, stamps, strict=True)
-        ]
-        with couch_errors():
-            results = database.update([event_to_doc(e) for e in events])
-        failed = [doc_id for ok, doc_id, _ in results if not ok]
-        if failed:
-            raise EventsNotSaved(f"CouchDB did not save {len(failed)} event(s): {failed[:3]}")
+        events = self._events(case, payloads, origin, counters, stamps, author, wall_time)
+        self._save(database, [event_to_doc(e) for e in events])
         return events
 
     def open_case(
@@ -137,7 +121,22 @@ class EventWriter:
         origin, counters, stamps = self._numbers(1 + len(payloads), None)
         now = datetime.now(UTC)
         case = build_case(origin, counters[0], stamps[0], now)
-        events = [
+        events = self._events(case, payloads, origin, counters[1:], stamps[1:], author, now)
+        self._save(database, [case_to_doc(case), *(event_to_doc(e) for e in events)])
+        return case, events
+
+    @staticmethod
+    def _events(
+        case: Case,
+        payloads: Sequence[EventPayload],
+        origin: Origin,
+        counters: Sequence[int],
+        stamps: Sequence[Hlc],
+        author: str,
+        wall_time: datetime | None,
+    ) -> list[CaseEvent]:
+        now = wall_time or datetime.now(UTC)
+        return [
             new_event(
                 case,
                 payload,
@@ -147,11 +146,14 @@ class EventWriter:
                 wall_time=now,
                 author=author,
             )  # fmt: skip
-            for payload, counter, stamp in zip(payloads, counters[1:], stamps[1:], strict=True)
+            for payload, counter, stamp in zip(payloads, counters, stamps, strict=True)
         ]
+
+    @staticmethod
+    def _save(database: Any, docs: list[dict[str, Any]]) -> None:
+        """One ``_bulk_docs``; every document must be taken."""
         with couch_errors():
-            results = database.update([case_to_doc(case), *(event_to_doc(e) for e in events)])
+            results = database.update(docs)
         failed = [doc_id for ok, doc_id, _ in results if not ok]
         if failed:
             raise EventsNotSaved(f"CouchDB did not save {len(failed)} document(s): {failed[:3]}")
-        return case, events
