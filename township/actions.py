@@ -20,13 +20,14 @@ Input errors are ``InvalidInput`` (Chinese messages); nothing is written when an
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import select
 
+from core.calendar import DueDate, WorkCalendar
 from core.cases import (
     Accepted,
     Assigned,
@@ -40,9 +41,13 @@ from core.cases import (
     Escalated,
     EventKind,
     EventPayload,
+    FollowUp,
+    FollowUpStep,
     MaterialsReceived,
     MaterialStatus,
     MissingMaterial,
+    Rated,
+    RatingChannel,
     Recipient,
     Refused,
     Resumed,
@@ -51,7 +56,9 @@ from core.cases import (
     SuspendReason,
     Transferred,
     case_from_doc,
+    event_from_doc,
     event_id_range,
+    is_bad_rating,
     local_date,
     new_event,
 )
@@ -79,6 +86,11 @@ __all__ = [
     "unit_staff",
     "DECISIONS",
     "offered_actions",
+    "FOLLOW_UP_WORKING_DAYS",
+    "BadRating",
+    "StepDone",
+    "FollowUpRound",
+    "follow_up_round",
 ]
 
 DECISIONS = frozenset({
@@ -206,6 +218,127 @@ def offered_actions(case: Case, state: CaseState, unit: str) -> list[str]:
     if state.conflicts:
         offer.append("resolve")
     return offer
+
+
+# -- 差评 follow-ups ------------------------------------------------------------------------
+
+FOLLOW_UP_WORKING_DAYS = 10
+"""Working days from a 差评 to the end of its follow-up, unless staff set another deadline at
+the first step: the n-th working day of the district calendar after the day of the rating.
+DOMAIN.md ("Rating") says local rules fix 5–15 working days (⚠ not checked against a source);
+10 is the middle of that range: our default, not law (not yet a district setting)."""
+
+_NAMED_STEPS = (
+    FollowUpStep.CALL_BACK, FollowUpStep.FIX, FollowUpStep.RE_RATED, FollowUpStep.CLOSED
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class BadRating:
+    """A 差评 the follow-up answers."""
+
+    event_id: str
+    level: int
+    channel: RatingChannel
+    on: date
+    text: str
+    anonymous: bool
+
+
+@dataclass(frozen=True)
+class StepDone:
+    """One follow-up step written (applied by the fold)."""
+
+    event_id: str
+    step: FollowUpStep
+    on: date
+    author: str
+    note: str
+    level: int | None
+
+
+@dataclass(frozen=True)
+class FollowUpRound:
+    """The follow-up of a case's latest 差评: the ratings that opened it, the steps so far."""
+
+    ratings: tuple[BadRating, ...]
+    steps: tuple[StepDone, ...]
+    deadline: date | None
+    """Set by the first step; None before it (see ``due``)."""
+    open: bool
+
+    @property
+    def rated_on(self) -> date:
+        """The day of the 差评 that opened the follow-up."""
+        return self.ratings[0].on
+
+    @property
+    def anonymous(self) -> bool:
+        """Nobody to call back: every 差评 of the round was given anonymously."""
+        return all(r.anonymous for r in self.ratings)
+
+    def default_deadline(self, calendar: WorkCalendar) -> DueDate:
+        """``FOLLOW_UP_WORKING_DAYS`` working days after the rating."""
+        return calendar.add_working_days(self.rated_on, FOLLOW_UP_WORKING_DAYS)
+
+    def due(self, calendar: WorkCalendar) -> DueDate:
+        """The deadline: as the first step set it, or the default one before any step."""
+        if self.deadline is not None:
+            return DueDate(self.deadline, calendar.is_provisional(self.deadline.year))
+        return self.default_deadline(calendar)
+
+    def next_steps(self) -> tuple[FollowUpStep, ...]:
+        """The steps that may come next, in the order 回访 → 整改 → 再次评价 → 办结回访.
+
+        An anonymous 差评 has nobody to call back: it starts at the fix, and the follow-up
+        rating is written only if the citizen does rate again (fix → closed is allowed)."""
+        if not self.open:
+            return ()
+        last = _NAMED_STEPS.index(self.steps[-1].step) if self.steps else -1
+        if self.anonymous and last < 1:
+            return (FollowUpStep.FIX,)
+        if self.anonymous and last == 1:
+            return (FollowUpStep.RE_RATED, FollowUpStep.CLOSED)
+        return _NAMED_STEPS[last + 1 : last + 2]
+
+
+def follow_up_round(
+    state: CaseState, docs: Iterable[Mapping[str, Any] | CaseEvent]
+) -> FollowUpRound | None:
+    """The latest follow-up round of a case from its ``rated`` and ``follow_up`` events (those
+    ``state``, the fold of the same documents, applied), or None if it never had a 差评.
+
+    A 差评 while none is open starts a round; one while a round is open joins it."""
+    applied = {e.event_id for e in state.timeline if e.effect is Effect.APPLIED}
+    events: list[CaseEvent] = []
+    for doc in docs:
+        if isinstance(doc, Mapping) and doc.get("kind") not in ("rated", "follow_up"):
+            continue
+        try:
+            event = doc if isinstance(doc, CaseEvent) else event_from_doc(doc)
+        except InvalidInput:
+            continue  # listed among the case's conflicts by the fold
+        if event.id in applied:
+            events.append(event)
+    events.sort(key=lambda e: (e.stamp, e.origin.key, e.counter))
+    found: FollowUpRound | None = None
+    for event in events:
+        p, day = event.payload, local_date(event.wall_time)
+        if isinstance(p, Rated) and is_bad_rating(p.level):
+            bad = BadRating(event.id, p.level, p.channel, day, p.text, p.anonymous)
+            if found is not None and found.open:
+                found = FollowUpRound((*found.ratings, bad), found.steps, found.deadline, True)
+            else:
+                found = FollowUpRound((bad,), (), None, True)
+        elif isinstance(p, FollowUp) and found is not None and found.open:
+            step = StepDone(event.id, p.step, day, event.author, p.note, p.level)
+            found = FollowUpRound(
+                found.ratings,
+                (*found.steps, step),
+                found.deadline if p.deadline is None else p.deadline,
+                p.step is not FollowUpStep.CLOSED,
+            )
+    return found
 
 
 class CaseActions:
@@ -494,3 +627,59 @@ class CaseActions:
             return [ConflictResolved(event_ids=ids, note=text)]
 
         self._write(number, version, actor, build)
+
+    def follow_up(
+        self, number: str, version: str, actor: Actor, step: str, note: str = "",
+        deadline: str = "", level: str = "",
+    ) -> FollowUpStep:  # fmt: skip
+        """One step of following up the case's open 差评, in order (回访 → 整改 → 再次评价 →
+        办结回访; an anonymous one starts at 整改); the first sets the deadline, by default
+        ``FOLLOW_UP_WORKING_DAYS`` working days after the rating. Returns the step written."""
+        chosen: FollowUpStep = _enum(FollowUpStep, step, "step", "请选择回访整改的步骤")
+        text = note.strip()
+        if chosen is FollowUpStep.CALL_BACK and not text:
+            raise _bad("note", "请填写回访情况（群众反映的问题）", "Say what the call back found")
+        if chosen is FollowUpStep.FIX and not text:
+            raise _bad("note", "请填写整改情况", "Say what was fixed")
+        rating: int | None = None
+        if chosen is FollowUpStep.RE_RATED:
+            if level.strip() not in {"1", "2", "3", "4", "5"}:
+                raise _bad("level", "请选择群众再次评价的等级（1–5）", "Choose the level 1–5")
+            rating = int(level)
+        elif level.strip():
+            raise _bad("level", "只有“再次评价”才填写评价等级", "A level goes with re_rated only")
+        wanted: date | None = None
+        if deadline.strip():
+            try:
+                wanted = date.fromisoformat(deadline.strip())
+            except ValueError:
+                raise _bad("deadline", "整改期限不是有效日期", "Not a date") from None
+
+        def build(snap: Snapshot) -> list[EventPayload]:
+            found = follow_up_round(snap.state, snap.events)
+            if found is None or not found.open:
+                raise ActionRefused("本件没有待回访的差评")
+            expected = found.next_steps()
+            if chosen not in expected:
+                if chosen is FollowUpStep.CALL_BACK and found.anonymous:
+                    raise ActionRefused("匿名差评无法回访，请直接“整改”")
+                shown = "或".join(f"“{s.label}”" for s in expected)
+                raise ActionRefused(
+                    f"回访整改须按“回访→整改→再次评价→办结回访”的顺序进行，"
+                    f"下一步应为{shown}，不能“{chosen.label}”"
+                )
+            fixed: date | None = None
+            if not found.steps:
+                calendar, _ = district_rules(self.state.couch())
+                fixed = found.default_deadline(calendar).day
+                if wanted is not None:
+                    if wanted < snap.today:
+                        raise _bad("deadline", "整改期限不能早于今天", "The deadline is past")
+                    fixed = wanted
+            elif wanted is not None and wanted != found.deadline:
+                raise _bad("deadline", "整改期限已在第一步设定，不能再改",
+                           "The deadline was set at the first step")  # fmt: skip
+            return [FollowUp(step=chosen, note=text, deadline=fixed, level=rating)]
+
+        self._write(number, version, actor, build)
+        return chosen

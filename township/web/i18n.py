@@ -280,6 +280,43 @@ EN: dict[str, str] = {
     "只列出最早到期的": "Showing the earliest",
     "在收件箱查看全部": "see them all in the inbox",
     "没有超期办件。": "No case is overdue.",
+    # 差评 follow-ups
+    "差评回访": "Bad ratings",
+    "差评回访整改": "Bad-rating follow-ups",
+    "差评须回访、整改、再次评价后办结（匿名差评从整改开始）; 第一步设定期限, 默认评价后": (
+        "Every bad rating is called back, fixed, rated again and closed (an anonymous one "
+        "starts at the fix); the first step sets the deadline, by default"
+    ),
+    "待办结": "Open",
+    "评价": "Ratings",
+    "评价内容": "Comment",
+    "评价日期": "Rated on",
+    "已完成的步骤": "Steps done",
+    "匿名": "anonymous",
+    "非常满意": "Very satisfied",
+    "满意": "Satisfied",
+    "基本满意": "Fairly satisfied",
+    "不满意": "Dissatisfied",
+    "非常不满意": "Very dissatisfied",
+    "回访": "Call back",
+    "整改": "Fix",
+    "再次评价": "Follow-up rating",
+    "办结回访": "Close",
+    "已办结回访": "Follow-up closed",
+    "尚未开始": "not started",
+    "默认": "default",
+    "逾期办结": "closed late",
+    "没有符合条件的差评。": "No bad rating matches.",
+    "差评待回访整改": "bad rating to follow up",
+    "步骤": "Step",
+    "按“回访→整改→再次评价→办结回访”的顺序; 匿名差评从整改开始。": (
+        "In order: call back → fix → follow-up rating → close; an anonymous one starts at the fix."
+    ),
+    "情况说明": "What happened",
+    "再次评价（仅“再次评价”填写）": "Follow-up rating (with that step only)",
+    "整改期限（第一步设定, 留空按默认）": "Deadline (first step; empty for the default)",
+    "记录": "Record",
+    # --- end of 差评 follow-ups
 }
 
 
