@@ -19,6 +19,7 @@ from core.cases import EventKind, VisitOutcome
 from core.catalogue import Mode
 from core.errors import DomainError, FieldError, InvalidInput
 from core.fold import ALLOWED, VisitStatus
+from township.actions import refresh
 from township.directory import unit_names
 from township.read_model import district_rules
 from township.settings import TownshipSettings
@@ -205,6 +206,7 @@ async def _act(
             return action(dispatch, case, folded, form)
         finally:
             _publish(state, dispatch.touched)
+            refresh(state)  # the page we go back to reads the read model
 
     target = f"/cases/{number}/visit"
     try:
