@@ -28,6 +28,7 @@ from sqlalchemy import (
     ColumnElement,
     Date,
     DateTime,
+    Index,
     Integer,
     MetaData,
     String,
@@ -115,6 +116,11 @@ class CaseRow(ReadModelBase):
     """One case as its documents fold today: what inboxes, search and dashboards read."""
 
     __tablename__ = "cases"
+    __table_args__ = (
+        # Inboxes list a unit's newest cases: read in order from these, never sorted whole.
+        Index("ix_cases_township_opened_at", "township", "opened_at"),
+        Index("ix_cases_handling_unit_opened_at", "handling_unit", "opened_at"),
+    )
     case_id: Mapped[str] = mapped_column(String(CASE_ID_LENGTH), primary_key=True)
     case_number: Mapped[str] = mapped_column(String(40), unique=True, index=True)
     village: Mapped[str | None] = mapped_column(String(12), index=True)

@@ -6,10 +6,11 @@ import threading
 import time
 from typing import Any
 
+from core.hierarchy import Level, level_of
 from sync.couch import couch_errors
 from sync.errors import SyncError
 
-__all__ = ["unit_names"]
+__all__ = ["unit_names", "villages_of"]
 
 CACHE_SECONDS = 60.0
 _lock = threading.Lock()
@@ -40,3 +41,11 @@ def unit_names(state: Any) -> dict[str, str]:
             return dict(cached[1]) if cached else {}
         state.unit_names_cache = (time.monotonic(), names)
         return dict(names)
+
+
+def villages_of(unit: str, names: dict[str, str]) -> list[str]:
+    """The village codes under ``unit`` (a township, or the whole district) among ``names``."""
+    prefix = unit[:6] if level_of(unit) is Level.DISTRICT else unit[:9]
+    return sorted(
+        code for code in names if code.startswith(prefix) and level_of(code) is Level.VILLAGE
+    )

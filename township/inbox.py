@@ -12,7 +12,7 @@ from datetime import date
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from core.catalogue import Kind, Mode
@@ -107,16 +107,15 @@ class InboxPage:
     pages: int
     colours: dict[Colour, int] = field(default_factory=dict)
     """Supervised cases of each colour among those the filter matches (ignoring its colour)."""
-    villages: list[str] = field(default_factory=list)
-    staff: list[tuple[str, str]] = field(default_factory=list)
-    """Assignees seen in the inbox: (username, name)."""
 
 
 def inbox_scope(unit: str) -> ColumnElement[bool]:
-    """The cases a unit's inbox holds."""
+    """The cases a unit's inbox holds: a township's are those addressed to it (opened at its
+    villages or counter, or transferred to it; escalated ones stay listed), the district's
+    centre's are those it handles. One column each, so its (unit, opened_at) index serves."""
     if level_of(unit) is Level.DISTRICT:
         return CaseRow.handling_unit == unit
-    return or_(CaseRow.township == unit, CaseRow.handling_unit == unit)
+    return CaseRow.township == unit
 
 
 def inbox_page(session: Session, unit: str, wanted: InboxFilter, today: date) -> InboxPage:
@@ -126,37 +125,20 @@ def inbox_page(session: Session, unit: str, wanted: InboxFilter, today: date) ->
     total = session.scalar(select(func.count()).select_from(CaseRow).where(*where)) or 0
     pages = max(1, -(-total // PAGE_SIZE))
     page = min(wanted.page, pages)
-    found = session.execute(
-        select(CaseRow, colour_expr(today))
-        .where(*where)
-        .order_by(CaseRow.opened_at.desc(), CaseRow.case_id)
-        .offset((page - 1) * PAGE_SIZE)
-        .limit(PAGE_SIZE)
+    order = (CaseRow.opened_at.desc(), CaseRow.case_id.desc())
+    ids = select(CaseRow.case_id).where(*where).order_by(*order)
+    ids = ids.offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
+    found = session.execute(  # the page's ids first (from the index), then their wide rows
+        select(CaseRow, colour_expr(today)).where(CaseRow.case_id.in_(ids)).order_by(*order)
     ).all()
     without_colour = InboxFilter(**{**wanted.__dict__, "colour": ""})
     colours = colour_counts(session, today, scope, *without_colour.where(today))
-    villages = [
-        str(v)
-        for (v,) in session.execute(
-            select(CaseRow.village).where(scope, CaseRow.village.is_not(None)).distinct()
-        )
-    ]
-    staff = [
-        (str(u), str(n or u))
-        for u, n in session.execute(
-            select(CaseRow.assignee, func.max(CaseRow.assignee_name))
-            .where(scope, CaseRow.assignee.is_not(None))
-            .group_by(CaseRow.assignee)
-        )
-    ]
     return InboxPage(
         rows=[(row, colour) for row, colour in found],
         total=total,
         page=page,
         pages=pages,
         colours=colours,
-        villages=sorted(villages),
-        staff=sorted(staff, key=lambda s: s[1]),
     )
 
 

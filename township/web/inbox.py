@@ -14,7 +14,8 @@ from core.cases import local_date
 from core.catalogue import Kind, Mode
 from core.fold import CaseStatus
 from core.sla import Colour
-from township.directory import unit_names
+from township.actions import unit_staff
+from township.directory import unit_names, villages_of
 from township.inbox import UNASSIGNED, InboxFilter, inbox_page, latest_change
 from township.settings import TownshipSettings
 from township.web.console import page, staff_guard
@@ -41,6 +42,7 @@ async def inbox(request: Request) -> Template:  # type: ignore[type-arg]
 
     found, marker = await asyncio.to_thread(read)
     names = await asyncio.to_thread(unit_names, request.app.state)
+    staff = await asyncio.to_thread(unit_staff, request.app.state.couch(), settings.code)
     return page(
         request,
         "inbox_part.html" if request.query_params.get("partial") else "inbox.html",
@@ -48,6 +50,8 @@ async def inbox(request: Request) -> Template:  # type: ignore[type-arg]
         wanted=wanted,
         marker=marker,
         names=names,
+        villages=villages_of(settings.code, names),
+        staff=staff,
         today=today,
         kinds=list(Kind),
         modes=list(Mode),
