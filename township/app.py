@@ -24,6 +24,7 @@ from core.cases import local_date
 from sync.couch import connect
 from sync.projection import refold_all
 from sync.sql import make_engine, make_sessionmaker
+from sync.writer import EventWriter
 from township.arrivals import receive_new_cases
 from township.read_model import district_rules, project_township
 from township.settings import TownshipSettings
@@ -32,7 +33,6 @@ from township.web import cases, console, enrolment, follow_ups, inbox, supervisi
 from township.web import intake as counter
 from township.web.errors import exception_handlers
 from township.web.i18n import install as install_i18n
-from township.writer import EventWriter
 
 __all__ = ["create_app", "catch_up"]
 

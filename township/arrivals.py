@@ -15,7 +15,7 @@ from core.cases import Received, case_from_doc
 from core.clock import DAY_MS
 from core.fold import CaseState, CaseStatus
 from sync.readmodel import CaseDoc, CaseRow
-from township.writer import EventWriter
+from sync.writer import EventWriter
 
 __all__ = ["receive_new_cases", "RECEIVER"]
 

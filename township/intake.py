@@ -47,9 +47,9 @@ from core.routing import route_options
 from sync.couch import couch_errors
 from sync.errors import CouchConflict, SyncError
 from sync.readmodel import CaseDoc, CaseRow
+from sync.writer import EventWriter
 from township.inbox import inbox_scope
 from township.read_model import district_rules
-from township.writer import EventWriter
 
 __all__ = ["CLAIM_SECONDS", "Duplicate", "CounterDesk", "CounterOutcome", "counter_unit"]
 

@@ -1,11 +1,11 @@
 """The township node's own SQL tables (beside the case read model it shares with the district):
-the node's writer identity and counters, and the visit calendar of the door-to-door dispatch."""
+the visit calendar of the door-to-door dispatch."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, DateTime, ForeignKeyConstraint, Integer, MetaData, String, Text
+from sqlalchemy import Date, DateTime, ForeignKeyConstraint, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from sync.readmodel import CASE_ID_LENGTH, NAMING
@@ -13,7 +13,6 @@ from sync.readmodel import CASE_ID_LENGTH, NAMING
 __all__ = [
     "TownshipBase",
     "metadata",
-    "Writer",
     "StaffAvailability",
     "VisitBooking",
     "VisitRow",
@@ -27,26 +26,6 @@ class TownshipBase(DeclarativeBase):
 
 
 metadata = TownshipBase.metadata
-
-
-class Writer(TownshipBase):
-    """This node as an origin of case documents: its instance id, the last counter it used and
-    its hybrid logical clock (one row per unit the node writes for)."""
-
-    __tablename__ = "writers"
-    unit: Mapped[str] = mapped_column(String(12), primary_key=True)
-    instance: Mapped[str] = mapped_column(String(16))
-    counter: Mapped[int] = mapped_column(Integer)
-    hlc: Mapped[str] = mapped_column(String(80))
-    """The last stamp issued, encoded (empty before the first)."""
-
-
-# --- the visit calendar (上门办) ------------------------------------------------------------
-# A slot is (staff member, working day, period). A staff member *offers* slots (availability,
-# edited by the head of centre or the staff member); a visit *books* an offered slot. The
-# booking's primary key is the slot, so two requests for one slot can never both commit (the
-# database refuses the second: IntegrityError), on SQLite and PostgreSQL alike; its foreign key
-# to the offer refuses a booking of a slot nobody offers and the withdrawal of a booked offer.
 
 
 class StaffAvailability(TownshipBase):

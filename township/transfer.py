@@ -19,7 +19,7 @@ from core.cases import Case, Origin, Submitted, case_id, case_number, local_date
 from core.catalogue import HandlingLevel
 from core.clock import Hlc
 from core.errors import FieldError, InvalidInput
-from township.writer import EventWriter
+from sync.writer import EventWriter
 
 __all__ = ["open_linked_case"]
 

@@ -62,12 +62,12 @@ from core.fold import ALLOWED, OPEN, CaseState, VisitStatus
 from sync.couch import couch_errors
 from sync.errors import CouchConflict
 from sync.readmodel import CaseDoc, CaseRow
+from sync.writer import EventWriter
 from township.errors import TownshipError
 from township.inbox import inbox_scope
 from township.models import StaffAvailability, VisitBooking, VisitRow
 from township.read_model import district_rules
 from township.staff import DIRECTORY_DB, console_roles
-from township.writer import EventWriter
 
 __all__ = [
     "PERIODS",

@@ -46,6 +46,7 @@ from sync.readmodel import CaseRow
 from sync.sql import make_engine, make_sessionmaker
 from sync.topology import add_node, node_username, setup_district, setup_township
 from sync.topology import village_database as village_db_name
+from sync.writer import EventWriter
 from tests.conftest import CouchUnderTest
 from tests.sql import throwaway_database
 from tests.waiting import poll
@@ -61,7 +62,6 @@ from township.actions import (
 )
 from township.app import create_app
 from township.settings import TownshipSettings
-from township.writer import EventWriter
 
 DISTRICT = "500109000000"
 T, OTHER_T = "500109110000", "500109001000"

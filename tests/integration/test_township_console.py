@@ -43,6 +43,7 @@ from core.clock import HlcClock
 from core.sla import Colour
 from sync.couch import connect, ensure_database, save_document
 from sync.sql import make_engine, make_sessionmaker
+from sync.writer import EventWriter
 from tests.conftest import CouchUnderTest
 from tests.sql import throwaway_database
 from tests.waiting import poll
@@ -52,7 +53,6 @@ from township.inbox import PAGE_SIZE, UNASSIGNED, InboxFilter, inbox_page, lates
 from township.read_model import project_township
 from township.settings import TownshipSettings
 from township.supervision import supervise
-from township.writer import EventWriter
 
 T = "500109110000"
 OTHER_T = "500109001000"

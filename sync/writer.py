@@ -1,11 +1,12 @@
-"""Writing case events at the node: numbered and stamped with this node as their origin.
+"""Writing case documents at a server: numbered and stamped with the server as their origin.
 
-The node is an origin like a kiosk (``<unit>:<instance>``); its counter and hybrid logical clock
-live in the ``writers`` table. One SQL transaction takes the next counters: it first bumps the
-counter (an UPDATE, which locks the row on PostgreSQL and the database on SQLite), so two
-requests at once can never get the same numbers. The events then go to the unit's case
-database in CouchDB in one ``_bulk_docs``; a failed write leaves a gap in the numbers, never a
-reused one. An event is acknowledged only once CouchDB has it.
+A township node (or the district server) is an origin like a kiosk (``<unit>:<instance>``); its
+counter and hybrid logical clock live in the ``writers`` table of its SQL database (each app's
+migrations create it from ``metadata`` here). One SQL transaction takes the next counters: it
+first bumps the counter (an UPDATE, which locks the row on PostgreSQL and the database on
+SQLite), so two requests at once can never get the same numbers. The events then go to the
+unit's case database in CouchDB in one ``_bulk_docs``; a failed write leaves a gap in the
+numbers, never a reused one. An event is acknowledged only once CouchDB has it.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Integer, MetaData, String, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from core.cases import (
     Case,
@@ -32,9 +33,29 @@ from core.cases import (
 from core.clock import Hlc, HlcClock
 from sync.couch import couch_errors
 from sync.errors import SyncError
-from township.models import Writer
+from sync.readmodel import NAMING
 
-__all__ = ["EventWriter", "EventsNotSaved"]
+__all__ = ["EventWriter", "EventsNotSaved", "Writer", "metadata"]
+
+
+class _Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+metadata = _Base.metadata
+"""The ``writers`` table, for the apps' Alembic environments."""
+
+
+class Writer(_Base):
+    """A server as an origin of case documents: its instance id, the last counter it used and
+    its hybrid logical clock (one row per unit the server writes for)."""
+
+    __tablename__ = "writers"
+    unit: Mapped[str] = mapped_column(String(12), primary_key=True)
+    instance: Mapped[str] = mapped_column(String(16))
+    counter: Mapped[int] = mapped_column(Integer)
+    hlc: Mapped[str] = mapped_column(String(80))
+    """The last stamp issued, encoded (empty before the first)."""
 
 
 class EventsNotSaved(SyncError):
@@ -46,7 +67,7 @@ def _now_ms() -> int:
 
 
 class EventWriter:
-    """Writes events on cases as ``unit``'s node."""
+    """Writes case documents as ``unit``'s server."""
 
     def __init__(
         self,
