@@ -129,6 +129,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         default_var,
         hide_password,
         issue_demo_code,
+        register_demo_nodes,
     )
     from sync.topology import setup_district, setup_township
 
@@ -150,6 +151,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             couch = net.dev_couch(code, args.couch_port + offset)
             setup_township(couch.url, code, net.node_url(district_url, code))
             townships[code] = (couch, net.township_node(code, couch, args.port + 100 + offset))
+        register_demo_nodes(settings.database_url, district_url, {
+            code: node for code, (_, node) in townships.items()})  # fmt: skip
         issue = issue_demo_code(settings.database_url, district_url)
         kiosks = {}
         for offset, village in enumerate(DEMO_KIOSKS, start=1):
@@ -160,6 +163,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"  区级管理端     {district_web}")
         print(f"  API 文档       {district_web}api/v1/schema")
         print(f"  Open311        {district_web}open311/v2/services.json")
+        print(f"  群众预约上门   {district_web}visit   (查进度 {district_web}progress)")
         print(f"  区级 CouchDB   {hide_password(district_url)}")
         for code, (couch, node) in townships.items():
             print(f"  镇街 {code}  控制台 {node}  CouchDB {couch.base_url}")
@@ -268,6 +272,34 @@ def cmd_district_add_node(args: argparse.Namespace) -> int:
         return 0
 
     return _topology_errors(run)
+
+
+def cmd_district_register_node(args: argparse.Namespace) -> int:
+    """Register a township node (URL and API key) and publish its directory document."""
+    from central.db import make_engine, make_sessionmaker, migrate
+    from central.services import outbox
+    from central.services.nodes import register_node
+    from core.errors import DomainError
+    from sync.couch import connect
+
+    settings = _district_settings(args)
+    migrate(settings.database_url)
+    sessions = make_sessionmaker(make_engine(settings.database_url))
+    try:
+        with sessions() as session:
+            key = register_node(session, args.township, args.url, new_key=args.new_key)
+    except DomainError as exc:
+        print(f"失败 / failed: {exc}", file=sys.stderr)
+        return 2
+    if settings.couchdb_url:
+        outbox.flush(sessions, lambda: connect(settings.couchdb_url, timeout=10.0))
+    print(f"镇街节点 / township node {args.township.strip()}: {args.url.strip().rstrip('/')}")
+    if key is None:
+        print("已更新地址, 密钥不变 (要换密钥请加 --new-key) / URL updated, key unchanged")
+    else:
+        print(f"API 密钥 / key: {key}   (只显示这一次 / shown once)")
+    print("目录文档 township_node 已排队发布 (区级服务器运行时写入 CouchDB) / directory queued")
+    return 0
 
 
 def cmd_township_setup(args: argparse.Namespace) -> int:
@@ -448,6 +480,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _couch_option(node, "区级 CouchDB (管理员)")
     node.set_defaults(func=cmd_district_add_node)
+
+    register = dsub.add_parser(
+        "register-node",
+        help="登记镇街节点的地址并生成 API 密钥 (只打印一次), 发布 township_node 目录文档",
+    )
+    register.add_argument("--township", required=True, help="镇街的12位区划代码")
+    register.add_argument("--url", required=True, help="镇街节点的地址, 如 http://10.0.0.5:8100")
+    register.add_argument("--new-key", action="store_true", help="已登记时重新生成密钥")
+    _couch_option(register, "区级 CouchDB (管理员)")
+    register.set_defaults(func=cmd_district_register_node)
 
     couch = tiers.add_parser(
         "couch", help="运行开发用的 CouchDB 替身 pouchdb-server (不可用于生产)"

@@ -18,7 +18,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import uvicorn
 
-__all__ = ["DEMO_TOWNSHIPS", "DEMO_KIOSKS", "DemoNetwork"]
+__all__ = ["DEMO_TOWNSHIPS", "DEMO_KIOSKS", "DemoNetwork", "register_demo_nodes"]
 
 DEMO_TOWNSHIPS = ("500109110000", "500109001000")
 """静观镇 and 天生街道: the townships whose (fictitious) demo villages the demo district has."""
@@ -164,6 +164,22 @@ def issue_demo_code(database_url: str, couchdb_url: str) -> Callable[[str], str]
         return code
 
     return issue
+
+
+def register_demo_nodes(database_url: str, couchdb_url: str, nodes: dict[str, str]) -> None:
+    """Register the demo townships' nodes at the district (a key only on the first run)."""
+    from central.db import make_engine, make_sessionmaker
+    from central.services import outbox
+    from central.services.nodes import node_of, register_node
+    from sync.couch import connect
+
+    sessions = make_sessionmaker(make_engine(database_url))
+    with sessions() as session:
+        for code, url in nodes.items():
+            known = node_of(session, code)
+            if known is None or known.url != url.rstrip("/"):
+                register_node(session, code, url)
+    outbox.flush(sessions, lambda: connect(couchdb_url))
 
 
 def default_var() -> Path:

@@ -19,9 +19,10 @@ from litestar.template.config import TemplateConfig
 
 from central.db import make_engine, make_sessionmaker
 from central.services import outbox
+from central.services.bookings import BookingRules, BookingService, TownshipLink
 from central.services.read_model import project_district
 from central.settings import Settings
-from central.web import api, open311, ui
+from central.web import api, open311, public, ui
 from central.web.errors import exception_handlers
 from central.web.i18n import install as install_i18n
 from sync.couch import connect
@@ -52,7 +53,7 @@ def flush_outbox(state: State) -> int:
 
 def _background(state: State) -> None:
     """What the server does every few seconds: flush the outbox, follow the `district` db."""
-    for step in (flush_outbox, _project):
+    for step in (flush_outbox, _project, _reconcile_bookings):
         try:
             step(state)
         except Exception:  # keep going; one failing step must not stop the loop
@@ -61,6 +62,11 @@ def _background(state: State) -> None:
 
 def _project(state: State) -> None:
     project_district(state.sessions, state.couch.server())
+
+
+def _reconcile_bookings(state: State) -> None:
+    """Follow the township's answers to requested bookings (they arrive by replication)."""
+    state.bookings.reconcile()
 
 
 @contextlib.asynccontextmanager
@@ -83,12 +89,21 @@ async def _background_loop(app: Litestar) -> AsyncIterator[None]:
 def create_app(settings: Settings) -> Litestar:
     """Assemble the district server for ``settings`` (its schema at ``alembic upgrade head``)."""
     engine = make_engine(settings.database_url)
+    sessions = make_sessionmaker(engine)
+    couch = Couch(settings.couchdb_url, settings.couch_timeout)
+    bookings = BookingService(
+        sessions,
+        couch.server,
+        TownshipLink(timeout=settings.township_timeout),
+        BookingRules(settings.booking_window_days, settings.booking_cutoff_minutes),
+    )
     session_config = CookieBackendConfig(
         secret=settings.secret_key, max_age=settings.session_max_age, key="sanji_session"
     )
     return Litestar(
         route_handlers=[
             Router("/", route_handlers=ui.handlers, include_in_schema=False),
+            Router("/", route_handlers=public.handlers, include_in_schema=False),
             *api.handlers,
             *open311.handlers,
             create_static_files_router(
@@ -99,8 +114,9 @@ def create_app(settings: Settings) -> Litestar:
             {
                 "settings": settings,
                 "engine": engine,
-                "sessions": make_sessionmaker(engine),
-                "couch": Couch(settings.couchdb_url, settings.couch_timeout),
+                "sessions": sessions,
+                "couch": couch,
+                "bookings": bookings,
             }
         ),
         middleware=[session_config.middleware],

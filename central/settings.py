@@ -24,11 +24,18 @@ class Settings:
     max_csv_bytes: int = 2 * 1024 * 1024
     session_max_age: int = 8 * 3600
     enrolment_code_days: int = 14
+    booking_window_days: int = 14
+    """Citizens book home visits on the next this many working days (today included)."""
+    booking_cutoff_minutes: int = 120
+    """Bookings of a period close this long before it starts (am 09:00, pm 14:00 China time)."""
+    township_timeout: float = 5.0
+    """Seconds the district waits for a township node's answer before it calls it unreachable."""
     debug: bool = False
 
 
 def settings_from_env(couchdb_url: str | None = None) -> Settings:
-    """Build settings from ``DATABASE_URL``, ``COUCHDB_URL`` and ``SANJI_SECRET_KEY``."""
+    """Build settings from ``DATABASE_URL``, ``COUCHDB_URL``, ``SANJI_SECRET_KEY`` and the
+    booking rules ``SANJI_BOOKING_WINDOW_DAYS`` / ``SANJI_BOOKING_CUTOFF_MINUTES``."""
     var = Path(os.environ.get("SANJI_VAR", REPO_ROOT / "var"))
     var.mkdir(parents=True, exist_ok=True)
     key = os.environ.get("SANJI_SECRET_KEY")
@@ -36,6 +43,8 @@ def settings_from_env(couchdb_url: str | None = None) -> Settings:
         database_url=os.environ.get("DATABASE_URL") or f"sqlite:///{var / 'district.sqlite'}",
         couchdb_url=couchdb_url or os.environ.get("COUCHDB_URL", ""),
         secret_key=bytes.fromhex(key) if key else _stable_dev_key(var),
+        booking_window_days=int(os.environ.get("SANJI_BOOKING_WINDOW_DAYS", "14")),
+        booking_cutoff_minutes=int(os.environ.get("SANJI_BOOKING_CUTOFF_MINUTES", "120")),
         debug=os.environ.get("SANJI_DEBUG") == "1",
     )
 

@@ -32,6 +32,8 @@ __all__ = [
     "AnnouncedYear",
     "Setting",
     "OutboxDoc",
+    "TownshipNode",
+    "Booking",
 ]
 
 NAMING = {
@@ -174,3 +176,55 @@ class OutboxDoc(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str] = mapped_column(Text, default="")
+
+
+class TownshipNode(Base):
+    """A registered township node: where the district calls it and the key it presents.
+
+    The key is kept in plain because the district must present it (``Authorization: Bearer``);
+    only its SHA-256 leaves this table, in the ``township_node:<code>`` directory document.
+    """
+
+    __tablename__ = "township_nodes"
+    code: Mapped[str] = mapped_column(ForeignKey("units.code"), primary_key=True)
+    url: Mapped[str] = mapped_column(String(300))
+    api_key: Mapped[str] = mapped_column(String(100))
+    registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Booking(Base):
+    """A citizen's home-visit booking (上门办 booked on the public pages): the case it opened
+    and where its visit stands. The case events stay the truth; this row follows them."""
+
+    __tablename__ = "bookings"
+    code: Mapped[str] = mapped_column(String(8), primary_key=True)
+    """Eight Crockford base32 characters, shown to the citizen (e.g. ``7K3M-Q9TX``)."""
+    request_key: Mapped[str] = mapped_column(String(40), unique=True)
+    """The confirm form's idempotency key: a double post finds the first booking."""
+    case_id: Mapped[str] = mapped_column(String(80), unique=True)
+    case_number: Mapped[str] = mapped_column(String(40), index=True)
+    visit_id: Mapped[str] = mapped_column(String(40))
+    township: Mapped[str] = mapped_column(String(12), index=True)
+    village: Mapped[str] = mapped_column(String(12), index=True)
+    item_code: Mapped[str] = mapped_column(String(40))
+    item_name: Mapped[str] = mapped_column(String(200))
+    person_name: Mapped[str] = mapped_column(String(60))
+    """Who the visit is for (the case's applicant)."""
+    address: Mapped[str] = mapped_column(String(200))
+    qualification: Mapped[str] = mapped_column(String(12))
+    """elderly, disabled, bedridden or other (``core.catalogue.Eligibility``)."""
+    qualification_note: Mapped[str] = mapped_column(String(200), default="")
+    phone: Mapped[str] = mapped_column(String(20), index=True)
+    """The contact phone, digits only (normalised)."""
+    day: Mapped[date] = mapped_column(Date, index=True)
+    period: Mapped[str] = mapped_column(String(2))
+    status: Mapped[str] = mapped_column(String(12), index=True)
+    """requested, scheduled, cancelled or done."""
+    staff_name: Mapped[str] = mapped_column(String(60), default="")
+    note: Mapped[str] = mapped_column(String(300), default="")
+    """The latest word for the citizen (e.g. why the township has not confirmed yet)."""
+    case_hlc: Mapped[str] = mapped_column(String(80), default="")
+    """The case's latest stamp when the booking last followed the read model."""
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

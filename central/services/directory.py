@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from central.db.models import Account, KioskRegistration, Unit
+from central.db.models import Account, KioskRegistration, TownshipNode, Unit
 from central.services.outbox import enqueue
 from core.hierarchy import township_of
 
@@ -18,10 +19,12 @@ __all__ = [
     "account_doc",
     "registration_doc",
     "settings_doc",
+    "township_node_doc",
     "publish_unit",
     "publish_account",
     "publish_registration",
     "publish_settings",
+    "publish_township_node",
 ]
 
 DIRECTORY = "directory"
@@ -92,6 +95,19 @@ def settings_doc(body: dict[str, Any]) -> dict[str, Any]:
     return {"_id": "settings:district", "type": "settings", **body, "updated_at": _stamp()}
 
 
+def township_node_doc(node: TownshipNode) -> dict[str, Any]:
+    """A township node's directory document: its URL and the SHA-256 of its key (never the key)."""
+    return {
+        "_id": f"township_node:{node.code}",
+        "type": "township_node",
+        "code": node.code,
+        "township": node.code,
+        "url": node.url,
+        "key_sha256": hashlib.sha256(node.api_key.encode()).hexdigest(),
+        "updated_at": _stamp(),
+    }
+
+
 def publish_unit(session: Session, unit: Unit) -> None:
     """Queue the unit's directory document."""
     enqueue(session, DIRECTORY, unit_doc(unit))
@@ -110,3 +126,8 @@ def publish_registration(session: Session, reg: KioskRegistration) -> None:
 def publish_settings(session: Session, body: dict[str, Any]) -> None:
     """Queue the district-wide settings document."""
     enqueue(session, SETTINGS, settings_doc(body))
+
+
+def publish_township_node(session: Session, node: TownshipNode) -> None:
+    """Queue a township node's directory document."""
+    enqueue(session, DIRECTORY, township_node_doc(node))

@@ -8,13 +8,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from central.db.models import Account, KioskRegistration, Unit
+from central.db.models import Account, KioskRegistration, TownshipNode, Unit
 from central.services.directory import (
     DIRECTORY,
     SETTINGS,
     account_doc,
     registration_doc,
     settings_doc,
+    township_node_doc,
     unit_doc,
 )
 from central.services.district_settings import settings_document
@@ -32,6 +33,8 @@ def _expected(session: Session) -> Iterator[tuple[str, dict[str, Any]]]:
         yield DIRECTORY, account_doc(account)
     for reg in session.scalars(select(KioskRegistration).order_by(KioskRegistration.id)):
         yield DIRECTORY, registration_doc(reg)
+    for node in session.scalars(select(TownshipNode).order_by(TownshipNode.code)):
+        yield DIRECTORY, township_node_doc(node)
     yield SETTINGS, settings_doc(settings_document(session))
 
 
