@@ -29,7 +29,16 @@ from township.arrivals import receive_new_cases
 from township.read_model import district_rules, project_township
 from township.settings import TownshipSettings
 from township.visits import confirm_requested_visits
-from township.web import cases, console, enrolment, follow_ups, inbox, supervision, visits
+from township.web import (
+    bookings_api,
+    cases,
+    console,
+    enrolment,
+    follow_ups,
+    inbox,
+    supervision,
+    visits,
+)
 from township.web import intake as counter
 from township.web.errors import exception_handlers
 from township.web.i18n import install as install_i18n
@@ -112,6 +121,7 @@ def create_app(settings: TownshipSettings) -> Litestar:
             *visits.ROUTES,
             *supervision.ROUTES,
             *follow_ups.ROUTES,
+            *bookings_api.ROUTES,
             create_static_files_router(
                 path="/static", directories=[HERE / "static"], include_in_schema=False
             ),

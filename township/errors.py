@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from core.errors import DomainError
 
-__all__ = ["TownshipError", "EnrolmentDenied", "TooManyAttempts", "NodeNotReady"]
+__all__ = [
+    "TownshipError",
+    "EnrolmentDenied",
+    "TooManyAttempts",
+    "NodeNotReady",
+    "Unauthenticated",
+    "PeriodFull",
+    "BookingInvalid",
+]
 
 
 class TownshipError(DomainError):
@@ -29,3 +37,15 @@ class TooManyAttempts(TownshipError):
 
 class NodeNotReady(TownshipError):
     """This node lacks what the request needs until an administrator acts (503)."""
+
+
+class Unauthenticated(TownshipError):
+    """A server-to-server call without the district's key, or with a wrong one (401)."""
+
+
+class PeriodFull(TownshipError):
+    """No staff slot of the period is free for a booking (409)."""
+
+
+class BookingInvalid(TownshipError):
+    """A booking the node cannot take: bad body, day, case or item (400)."""

@@ -96,6 +96,10 @@ __all__ = [
     "route_sheet",
     "requested_visits",
     "confirm_requested_visits",
+    "visit_lock",
+    "held_slot",
+    "visit_status",
+    "place_visit",
     "AUTO_CONFIRMER",
 ]
 
@@ -391,7 +395,7 @@ def _upsert_visit(session: Session, case: Case, visit_id: str, **values: Any) ->
             setattr(row, key, value)
 
 
-def _visit_status(sessions: sessionmaker[Session], state: CaseState, visit_id: str) -> str | None:
+def visit_status(sessions: sessionmaker[Session], state: CaseState, visit_id: str) -> str | None:
     """Where the visit stands: the calendar's own row (written at once) before the fold's
     (which follows CouchDB a moment later)."""
     with sessions() as session:
@@ -433,7 +437,7 @@ class Dispatch:
         if visit_id is None:
             visit_id = "v" + uuid.uuid4().hex[:12]
         else:
-            status = _visit_status(self.sessions, state, visit_id)
+            status = visit_status(self.sessions, state, visit_id)
             if status is None:
                 raise VisitRefused("没有这次上门服务")
             if status in (VisitStatus.CANCELLED.value, VisitStatus.DONE.value):
@@ -482,7 +486,7 @@ class Dispatch:
         self, case: Case, state: CaseState, visit_id: str, *, author: str, reason: str = ""
     ) -> None:
         """Write ``visit_cancelled`` and free the visit's slot."""
-        status = _visit_status(self.sessions, state, visit_id)
+        status = visit_status(self.sessions, state, visit_id)
         if status is None:
             raise VisitRefused("没有这次上门服务")
         if status in (VisitStatus.CANCELLED.value, VisitStatus.DONE.value):
@@ -517,7 +521,7 @@ class Dispatch:
     ) -> None:
         """Write ``visit_recorded``; the booking keeps the outcome (absent and more materials
         are rescheduled as a move of the same visit to a new slot)."""
-        status = _visit_status(self.sessions, state, visit_id)
+        status = visit_status(self.sessions, state, visit_id)
         if status != VisitStatus.SCHEDULED.value:
             label = VisitStatus(status).label if status else "不存在"
             raise VisitRefused(f"这次上门服务{label}, 不能记录上门结果")
@@ -786,22 +790,73 @@ def confirm_requested_visits(
         except DayRefused as exc:
             _note(sessions, visit, f"{exc} — 请另选时段")
             continue
-        booked = False
-        for slot in _candidates(sessions, visit.day, visit.period, state.assignee):
-            try:
-                dispatch.schedule(case, state, slot, author=AUTO_CONFIRMER,
-                                  visit_id=visit.visit_id, note="按申请时段自动确认")  # fmt: skip
-            except (SlotTaken, NotOffered):
-                continue  # taken meanwhile: the next one
-            booked = True
+        placed = place_visit(dispatch, case, state, visit.visit_id, visit.day, visit.period,
+                             author=AUTO_CONFIRMER, note="按申请时段自动确认",
+                             requested_only=True)  # fmt: skip
+        if placed is not None:
             confirmed += 1
-            break
-        if not booked:
+        else:
             label = f"{visit.day.isoformat()} {PERIODS.get(visit.period, visit.period)}"
             _note(sessions, visit, f"{label} 已无空闲的上门人员, 请另选时段")
     if dispatch.touched:
         publish_availability(sessions, dispatch.database, writer.unit, dispatch.touched)
     return confirmed
+
+
+_VISIT_LOCKS = tuple(threading.RLock() for _ in range(64))
+
+
+def visit_lock(case_id: str, visit_id: str) -> threading.RLock:
+    """The lock under which this process places, moves or cancels one visit, so that the
+    catch-up's confirmation and a booking through the API never give one visit two slots."""
+    return _VISIT_LOCKS[hash((case_id, visit_id)) % len(_VISIT_LOCKS)]
+
+
+def held_slot(sessions: sessionmaker[Session], case_id: str, visit_id: str) -> Slot | None:
+    """The slot the visit holds now (not yet visited), if any."""
+    with sessions() as session:
+        row = session.execute(
+            select(VisitBooking).where(
+                VisitBooking.case_id == case_id,
+                VisitBooking.visit_id == visit_id,
+                VisitBooking.outcome.is_(None),
+            )
+        ).scalar_one_or_none()
+    return None if row is None else Slot(row.day, row.period, row.staff)
+
+
+def place_visit(
+    dispatch: Dispatch,
+    case: Case,
+    state: CaseState,
+    visit_id: str,
+    day: date,
+    period: str,
+    *,
+    author: str,
+    note: str = "",
+    requested_only: bool = False,
+) -> Slot | None:
+    """Take a free slot of ``day``/``period`` for visit ``visit_id`` — the case's assignee
+    first, then whoever has the fewest visits that day — and write ``visit_scheduled`` (a move
+    if the visit held another slot, freed only after); return the slot, the one it already
+    holds in that period, or None if none is free. With ``requested_only`` a visit that is no
+    longer requested is left where it is (its slot, or None, is returned)."""
+    with visit_lock(case.id, visit_id):
+        held = held_slot(dispatch.sessions, case.id, visit_id)
+        if held is not None and (held.day, held.period) == (day, _period_or_as_is(period)):
+            return held
+        if requested_only:
+            status = visit_status(dispatch.sessions, state, visit_id)
+            if status != VisitStatus.REQUESTED.value:
+                return held
+        for slot in _candidates(dispatch.sessions, day, period, state.assignee):
+            try:
+                dispatch.schedule(case, state, slot, author=author, visit_id=visit_id, note=note)
+            except (SlotTaken, NotOffered):
+                continue  # taken meanwhile: the next one
+            return slot
+    return None
 
 
 def _period_or_as_is(text: str) -> str:

@@ -10,7 +10,13 @@ from litestar.exceptions import ClientException
 
 from core.errors import Conflict, DomainError, InvalidInput, NotFound
 from sync.errors import SyncError
-from township.errors import EnrolmentDenied, NodeNotReady, TooManyAttempts
+from township.errors import (
+    EnrolmentDenied,
+    NodeNotReady,
+    PeriodFull,
+    TooManyAttempts,
+    Unauthenticated,
+)
 from township.web.console import LoginRequired, login_redirect, page
 
 __all__ = ["exception_handlers", "status_of", "error_body"]
@@ -24,11 +30,13 @@ def status_of(exc: DomainError) -> int:
     """The HTTP status for a domain error."""
     if isinstance(exc, InvalidInput):
         return 400
+    if isinstance(exc, Unauthenticated):
+        return 401
     if isinstance(exc, EnrolmentDenied):
         return 403
     if isinstance(exc, NotFound):
         return 404
-    if isinstance(exc, Conflict):
+    if isinstance(exc, Conflict | PeriodFull):
         return 409
     if isinstance(exc, TooManyAttempts):
         return 429
@@ -48,6 +56,10 @@ def error_body(exc: DomainError) -> dict[str, Any]:
                 for e in exc.errors
             ],
         }
+    if isinstance(exc, Unauthenticated):
+        return {"error": "unauthorized", "message": str(exc)}
+    if isinstance(exc, PeriodFull):
+        return {"error": "slot_taken", "message": str(exc)}
     if isinstance(exc, EnrolmentDenied):
         return {"error": exc.reason, "message": str(exc)}
     if isinstance(exc, NotFound):
@@ -74,6 +86,8 @@ def _domain(request: Request, exc: DomainError) -> Response:  # type: ignore[typ
     if _is_page(request):
         return _error_page(request, status_of(exc), error_body(exc)["message"])
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyAttempts) else None
+    if isinstance(exc, Unauthenticated):
+        headers = {"WWW-Authenticate": "Bearer"}
     return Response(error_body(exc), status_code=status_of(exc), headers=headers)
 
 
