@@ -326,7 +326,9 @@ def test_half_open_link_times_out_as_unavailable_then_recovers(
 
     rep = _push(kiosk_store, proxy, couch_server.url, server_db, timeout)
     replicate_until_done(rep, progress, first_delay=0.1, sleep=sleep)
-    assert len(noticed_after) == 1
+    # Usually one retry; on a loaded machine a second one, when a request already in flight
+    # on the stalled connection times out after the link is back (the pool then drops it).
+    assert 1 <= len(noticed_after) <= 2
     assert timeout * 0.9 <= noticed_after[0] < timeout * 2.5
     server = RemoteDatabase(couch_server.url, server_db)
     assert_exactly_once(server, kiosk_store, {d: w for d, (w, _) in snapshot(kiosk_store).items()})
