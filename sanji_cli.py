@@ -291,14 +291,21 @@ def cmd_district_register_node(args: argparse.Namespace) -> int:
     except DomainError as exc:
         print(f"失败 / failed: {exc}", file=sys.stderr)
         return 2
-    if settings.couchdb_url:
-        outbox.flush(sessions, lambda: connect(settings.couchdb_url, timeout=10.0))
     print(f"镇街节点 / township node {args.township.strip()}: {args.url.strip().rstrip('/')}")
     if key is None:
         print("已更新地址, 密钥不变 (要换密钥请加 --new-key) / URL updated, key unchanged")
     else:
         print(f"API 密钥 / key: {key}   (只显示这一次 / shown once)")
-    print("目录文档 township_node 已排队发布 (区级服务器运行时写入 CouchDB) / directory queued")
+    with sessions() as session:
+        waiting = outbox.pending_count(session)
+    if settings.couchdb_url:
+        outbox.flush(sessions, lambda: connect(settings.couchdb_url, timeout=10.0))
+        with sessions() as session:
+            waiting = outbox.pending_count(session)
+    if waiting:
+        print("目录文档已排队, 区级服务器运行时写入 CouchDB / directory document queued")
+    else:
+        print(f"目录文档 township_node:{args.township.strip()} 已发布 / published")
     return 0
 
 

@@ -18,7 +18,13 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import uvicorn
 
-__all__ = ["DEMO_TOWNSHIPS", "DEMO_KIOSKS", "DemoNetwork", "register_demo_nodes"]
+__all__ = [
+    "DEMO_TOWNSHIPS",
+    "DEMO_KIOSKS",
+    "DemoNetwork",
+    "offer_demo_visits",
+    "register_demo_nodes",
+]
 
 DEMO_TOWNSHIPS = ("500109110000", "500109001000")
 """静观镇 and 天生街道: the townships whose (fictitious) demo villages the demo district has."""
@@ -98,6 +104,7 @@ class DemoNetwork:
 
         settings = settings_from_env(code, couchdb_url=couch.url)
         township_db.migrate(settings.database_url)
+        offer_demo_visits(settings.database_url, couch.url, code)
         return self.serve(f"township {code}", create_app(settings), port)
 
     def kiosk(
@@ -164,6 +171,39 @@ def issue_demo_code(database_url: str, couchdb_url: str) -> Callable[[str], str]
         return code
 
     return issue
+
+
+def offer_demo_visits(database_url: str, couch_url: str, township: str, days: int = 10) -> None:
+    """On a township calendar with no offers yet, the demo staff offer both periods of the next
+    ``days`` working days, and the availability is published (so the public pages have free
+    periods to book)."""
+    from sqlalchemy import func, select
+
+    from central.demo import DEMO_ACCOUNTS
+    from sync.couch import connect
+    from sync.sql import make_engine, make_sessionmaker
+    from township.models import StaffAvailability
+    from township.read_model import district_rules
+    from township.visits import PERIODS, Slot, publish_availability, set_offers, today_here
+    from township.visits import working_days as next_working_days
+
+    staff = {a.username: a.display_name for a in DEMO_ACCOUNTS if a.unit_code == township
+             and a.role in ("township_head", "township_staff")}  # fmt: skip
+    engine = make_engine(database_url)
+    try:
+        sessions = make_sessionmaker(engine)
+        with sessions() as session:
+            if session.scalar(select(func.count()).select_from(StaffAvailability)):
+                return
+        server = connect(couch_url)
+        calendar = district_rules(server)[0]
+        today = today_here()
+        window = [d for d in next_working_days(calendar, today, days + 1) if d > today][:days]
+        offered = {Slot(d, p, who) for d in window for p in PERIODS for who in staff}
+        set_offers(sessions, calendar, today, staff, window, offered)
+        publish_availability(sessions, server["township"], township, window)
+    finally:
+        engine.dispose()
 
 
 def register_demo_nodes(database_url: str, couchdb_url: str, nodes: dict[str, str]) -> None:

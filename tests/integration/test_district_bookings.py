@@ -47,6 +47,7 @@ from core.cases import local_date
 from core.errors import InvalidInput, NotFound
 from sync.couch import connect, couch_errors, save_document
 from sync.devserver import PouchServer
+from sync.readmodel import CaseRow
 from sync.topology import add_node, node_username, setup_district, setup_township
 from tests.sql import throwaway_database
 from tests.waiting import poll
@@ -130,7 +131,7 @@ class Network:
     sessions: sessionmaker[Session]
     township_sessions: sessionmaker[Session]
     days: list[date]
-    """The first working days from tomorrow (offers are on the first three)."""
+    """The first five working days from tomorrow (offers are on the first four)."""
 
     def service(self, sessions: sessionmaker[Session] | None = None) -> BookingService:
         return BookingService(
@@ -180,14 +181,16 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
         township_sessions = make_sessionmaker(township_engine)
         today = local_date(datetime.now(UTC))
         calendar = WorkCalendar()
-        days = [day for day in working_days(calendar, today, 6) if day > today][:4]
-        # One staff slot on the first and second days' mornings; four on the third's.
+        days = [day for day in working_days(calendar, today, 7) if day > today][:5]
+        # One staff slot on the first and second days' mornings; four on the third's; one
+        # morning and one afternoon on the fourth. The fifth is nobody's (not published).
         crew = {STAFF: STAFF_NAME, "staff_u": "赵六", "staff_v": "钱七", "staff_w": "孙八"}
-        set_offers(township_sessions, calendar, today, crew, days[:3],
+        set_offers(township_sessions, calendar, today, crew, days[:4],
                    {Slot(days[0], "am", STAFF), Slot(days[1], "am", STAFF),
-                    *(Slot(days[2], "am", who) for who in crew)})  # fmt: skip
-        publish_availability(township_sessions, connect(township.url)["township"], T, days)
-        for day in days:
+                    *(Slot(days[2], "am", who) for who in crew),
+                    Slot(days[3], "am", STAFF), Slot(days[3], "pm", STAFF)})  # fmt: skip
+        publish_availability(township_sessions, connect(township.url)["township"], T, days[:4])
+        for day in days[:4]:
             doc_id = f"visit_availability:{T}:{day.isoformat()}"
             poll(partial(_has, district.url, "district", doc_id), "the availability upward")
 
@@ -431,3 +434,92 @@ def test_the_booking_service_on_each_sql_backend(
     with other_sessions() as session:
         row = session.get(Booking, outcome.booking.code)
         assert row is not None and row.status in ("requested", "scheduled")
+
+
+# --- a township that answers (the contract's API) ------------------------------------------------
+
+
+def _free(service: BookingService, day: date, period: str) -> int:
+    view = next(v for v in service.days(T) if v.day == day)
+    return next(p.free for p in view.periods if p.period == period)
+
+
+def _case_status(net: Network, case_id: str) -> str | None:
+    project_district(net.sessions, connect(net.district.url))
+    with net.sessions() as session:
+        row = session.get(CaseRow, case_id)
+        return row.status if row is not None else None
+
+
+def test_a_reachable_township_schedules_at_once_then_moves_and_cancels(net: Network) -> None:
+    net.register(net.node_url)
+    service = net.service()
+    day = net.days[3]
+    outcome = service.create(_form(phone="13800138010"), day, "am", _key())
+    booking = outcome.booking
+    assert outcome.booked and booking is not None
+    assert booking.status == "scheduled" and booking.staff_name == STAFF_NAME
+    assert "预约成功" in outcome.message
+    poll(lambda: _free(service, day, "am") == 0, "the morning to show full at the district")
+
+    with pytest.raises(InvalidInput) as wrong:  # the same period again is no move
+        service.move(booking.code, "13800138010", day, "am")
+    assert "请另选" in str(wrong.value)
+    moved = service.move(booking.code, "13800138010", day, "pm")
+    assert moved.booking is not None and moved.booking.period == "pm"
+    assert moved.booking.status == "scheduled"
+    poll(lambda: _free(service, day, "am") == 1, "the old morning slot to be free again")
+    poll(lambda: _free(service, day, "pm") == 0, "the afternoon to show full")
+
+    cancelled = service.cancel(booking.code, "13800138010")
+    assert cancelled.booking is not None and cancelled.booking.status == "cancelled"
+    poll(lambda: _free(service, day, "pm") == 1, "the cancelled slot to be free at once")
+    poll(lambda: _case_status(net, booking.case_id) == "withdrawn", "the case withdrawn")
+    with pytest.raises(Exception, match="已取消"):
+        service.cancel(booking.code, "13800138010")
+
+
+def test_a_period_taken_meanwhile_books_nothing_and_withdraws_the_case(net: Network) -> None:
+    net.register(net.node_url)
+    service = net.service()
+    day = net.days[4]
+    # The district's copy of the availability says one slot is free, but the township has
+    # nobody that day: its calendar answers 409, as when the last slot just went elsewhere.
+    stale = {"_id": f"visit_availability:{T}:{day.isoformat()}", "type": "visit_availability",
+             "township": T, "day": day.isoformat(),
+             "periods": {"am": {"label": "上午", "capacity": 1, "free": 1},
+                         "pm": {"label": "下午", "capacity": 0, "free": 0}}}  # fmt: skip
+    save_document(connect(net.district.url)["district"], stale)
+    outcome = service.create(_form(phone="13800138011"), day, "am", _key())
+    assert not outcome.booked
+    assert "已约满" in outcome.message and "没有预约成功" in outcome.message
+    booking = outcome.booking
+    assert booking is not None and booking.status == "cancelled"
+    poll(lambda: _case_status(net, booking.case_id) == "withdrawn", "the case withdrawn")
+
+
+def test_cancel_on_the_page_frees_the_slot(net: Network, client: TestClient) -> None:  # type: ignore[type-arg]
+    net.register(net.node_url)
+    service = net.service()
+    with net.sessions() as session:
+        booked = session.query(Booking).filter(Booking.phone == "13800138001").one()
+        code, day = booked.code, booked.day
+
+    def scheduled() -> bool:  # booked while the township was down: its catch-up confirmed it
+        _catch_up(net, service, net.sessions)
+        return service.find(code, "13800138001").status == "scheduled"
+
+    poll(scheduled, "the page's booking to be confirmed", timeout=40)
+    assert _free(service, day, "am") == 0
+    client.cookies.clear()
+    client.get("/visit/lookup")
+    post(client, "/visit/lookup", code=code, phone="13800138001")
+    page = client.get("/visit/booking")
+    assert "已预约成功" in page.text and STAFF_NAME in page.text
+    assert 'href="/visit/booking/move"' in page.text
+    move_page = client.get("/visit/booking/move")
+    assert move_page.status_code == 200 and "现在预约的时间" in move_page.text
+    cancelled = post(client, "/visit/booking/cancel")
+    assert cancelled.status_code == 200 and "预约已取消, 该时段已释放" in cancelled.text
+    assert "已取消" in cancelled.text and "/visit/booking/cancel" not in cancelled.text
+    poll(lambda: _free(service, day, "am") == 1, "the slot to be free again")
