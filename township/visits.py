@@ -59,6 +59,7 @@ from core.cases import (
 )
 from core.errors import FieldError, InvalidInput
 from core.fold import ALLOWED, OPEN, CaseState, VisitStatus
+from core.visits import PERIODS, parse_period
 from sync.couch import couch_errors
 from sync.errors import CouchConflict
 from sync.readmodel import CaseDoc, CaseRow
@@ -103,9 +104,6 @@ __all__ = [
     "AUTO_CONFIRMER",
 ]
 
-PERIODS: dict[str, str] = {"am": "上午", "pm": "下午"}
-"""The periods of a working day, in order, with their Chinese names."""
-_ALIASES = {"am": "am", "pm": "pm", "上午": "am", "下午": "pm", "morning": "am", "afternoon": "pm"}
 
 AUTO_CONFIRMER = "node"
 """The author of ``visit_scheduled`` events the node writes when it confirms a request."""
@@ -134,14 +132,6 @@ class VisitRefused(VisitError):
 
 
 # --- values --------------------------------------------------------------------------------
-
-
-def parse_period(text: str) -> str:
-    """``am`` or ``pm`` from either code or its Chinese name; InvalidInput otherwise."""
-    found = _ALIASES.get(str(text).strip().lower()) or _ALIASES.get(str(text).strip())
-    if found is None:
-        raise InvalidInput(FieldError("period", "时段须为上午或下午", "The period is am or pm"))
-    return found
 
 
 @dataclass(frozen=True, order=True)

@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,7 @@ from core.cases import (
     Resubmitted,
     Returned,
     Submitted,
+    VisitRequested,
     case_from_doc,
     case_to_doc,
     event_to_doc,
@@ -65,7 +66,7 @@ from core.cases import event_id as make_event_id
 from core.catalogue import CatalogueItem, Mode
 from core.clock import Hlc, HlcClock
 from core.errors import InvalidInput
-from core.fold import OPEN, CaseState, CaseStatus, RatingRecord, fold
+from core.fold import OPEN, CaseState, CaseStatus, RatingRecord, VisitStatus, fold
 from core.identity import mask_resident_id
 from core.intake import (
     FLAGS,
@@ -80,6 +81,7 @@ from core.intake import (
 )
 from core.routing import route_options
 from core.sla import Colour, SlaThresholds, colour_of, thresholds_from_settings
+from core.visits import PERIODS, parse_period
 from sync.errors import DocNotFound
 from sync.projection import project, refold_all
 from sync.readmodel import CaseDoc, CaseEventDoc, contains_clause
@@ -114,6 +116,9 @@ __all__ = [
 LIST_PAGE = 200
 """Cases shown at once in the list (the newest); a search or a filter finds the others."""
 
+VISIT_REQUEST_AHEAD = timedelta(days=30)
+"""How far ahead a kiosk may ask for a home visit."""
+ACTIVE_VISITS = frozenset({VisitStatus.REQUESTED, VisitStatus.SCHEDULED})
 REMEMBERED_KEYS = 500
 """How many intake keys ``_local/kiosk`` remembers (a form posted twice saves one case)."""
 NEWEST_OF_VILLAGE = text(
@@ -616,6 +621,62 @@ class CaseDesk:
         self.catch_up()
         return Action("已补正并重新提交; 同步后镇街将重新受理, 办理时限重新计算。", _ids(events))
 
+    def request_visit(
+        self,
+        case_id: str,
+        enrolment: Enrolment,
+        *,
+        day: str,
+        period: str,
+        note: str = "",
+        author: str,
+    ) -> Action:
+        """Ask the township for a home visit on a working day and period (``visit_requested``);
+        it confirms a free staff slot when the request arrives, or staff pick another time.
+        Only for this village's open door-to-door cases without a visit asked or booked."""
+        note = note.strip()
+        if len(note) > 2000:
+            raise KioskError("备注不能超过2000字")
+        wanted_period = parse_period(period)
+        try:
+            wanted = date.fromisoformat(day.strip())
+        except ValueError:
+            raise KioskError("请选择上门日期") from None
+        now = datetime.now(CHINA_TIME)
+        today = local_date(now)
+        calendar = self.calendar()
+        if wanted <= today or wanted > today + VISIT_REQUEST_AHEAD:
+            raise KioskError(f"上门日期须在明天到 {VISIT_REQUEST_AHEAD.days} 天之内")
+        if not calendar.is_workday(wanted):
+            raise KioskError(f"{wanted} 不是工作日, 请另选日期")
+        origin = Origin(enrolment.village, enrolment.instance)
+        with self._numbering(origin) as numbering:
+            case, state = self._current(case_id, enrolment.village, today)
+            active = [v for v in state.visits if v.status in ACTIVE_VISITS]
+            if active:
+                v = active[0]
+                if (v.day, v.period) == (wanted, wanted_period):
+                    return Action("这次上门申请已保存过, 未重复保存")
+                raise KioskError(
+                    f"本件已有上门安排 ({v.day} {PERIODS.get(v.period, v.period)}, "
+                    f"{v.status.label}); 改期请联系镇街"
+                )
+            if state.mode is not Mode.DOOR_TO_DOOR or state.status not in OPEN:
+                raise KioskError("只有在办的上门办件才能申请上门")
+            payload = VisitRequested(
+                visit_id=f"v-{origin.instance}-{numbering.counter + 1}",
+                day=wanted,
+                period=wanted_period,
+                note=note,
+            )
+            events = self._events(numbering, case, state, [payload], now, author)
+            numbering.write([event_to_doc(e) for e in events])
+        self.catch_up()
+        return Action(
+            f"已申请 {wanted} {PERIODS[wanted_period]} 上门; 同步后由镇街确认, 时间显示在本页。",
+            _ids(events),
+        )
+
     def rate(
         self,
         case_id: str,
@@ -728,6 +789,8 @@ class CaseActions:
     rate: bool
     rating: RatingRecord | None
     """The rating already given at a kiosk, if any."""
+    visit: bool = False
+    """A home visit may be asked for (an open door-to-door case without one asked or booked)."""
 
 
 def _ids(events: Iterable[CaseEvent]) -> tuple[str, ...]:
@@ -764,6 +827,13 @@ def kiosk_rating(state: CaseState) -> RatingRecord | None:
     )
 
 
+def visit_days(calendar: WorkCalendar, today: date | None = None) -> list[date]:
+    """The working days a home visit may be asked for: tomorrow up to ``VISIT_REQUEST_AHEAD``."""
+    today = today or local_date(datetime.now(CHINA_TIME))
+    days = (today + timedelta(days=n) for n in range(1, VISIT_REQUEST_AHEAD.days + 1))
+    return [d for d in days if calendar.is_workday(d)]
+
+
 def case_actions(case: Case, state: CaseState, village: str) -> CaseActions:
     """The actions the kiosk of ``village`` offers on this case now."""
     rating = kiosk_rating(state)
@@ -776,6 +846,12 @@ def case_actions(case: Case, state: CaseState, village: str) -> CaseActions:
         ),
         rate=case.village == village and state.status in RATEABLE and rating is None,
         rating=rating,
+        visit=(
+            case.village == village
+            and state.mode is Mode.DOOR_TO_DOOR
+            and state.status in OPEN
+            and not any(v.status in ACTIVE_VISITS for v in state.visits)
+        ),
     )
 
 

@@ -136,6 +136,8 @@ class Network:
         self.d, self.t = connect(district.url), connect(township.url)
         self.settings: Settings
         self.client: TestClient[Litestar]
+        self.node_database = ""
+        """The township node's SQL database (its read model and visit calendar)."""
 
     def has(self, db: str, doc_id: str, server: str = "t") -> bool:
         """Whether a document is in a database of the township (or district) server."""
@@ -148,11 +150,10 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
     """Both servers set up with the demo directory and catalogue, and a fresh kiosk app."""
     with PouchServer() as district, PouchServer() as township:
         port = _free_port()
+        node_database = _db(tmp_path_factory)
         server = uvicorn.Server(
             uvicorn.Config(
-                create_township_app(
-                    TownshipSettings(T, township.url, database_url=_db(tmp_path_factory))
-                ),
+                create_township_app(TownshipSettings(T, township.url, database_url=node_database)),
                 host="127.0.0.1",
                 port=port,
                 log_level="error",
@@ -161,6 +162,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         network = Network(district, township, f"http://127.0.0.1:{port}")
+        network.node_database = node_database
         setup_district(district.url)
         for doc in _directory():
             save_document(network.d["directory"], doc)

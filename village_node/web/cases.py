@@ -13,6 +13,7 @@ from litestar.response import Redirect, Template
 
 from core.cases import RATING_LABELS
 from core.errors import InvalidInput
+from core.visits import PERIODS
 from village_node.cases import (
     DELIVERY_CHOICES,
     RATING_TAGS,
@@ -23,6 +24,7 @@ from village_node.cases import (
     event_label,
     notice_lines,
     status_choices,
+    visit_days,
 )
 from village_node.errors import KioskError
 from village_node.settings import Enrolment
@@ -78,6 +80,8 @@ def _case_page(
         deliveries=DELIVERY_CHOICES,
         rating_labels=RATING_LABELS,
         rating_tags=RATING_TAGS,
+        periods=PERIODS,
+        visit_days=visit_days(kiosk_of(request).desk.calendar()),
         error=error,
         error_for=error_for,
         form=form or {},
@@ -181,4 +185,23 @@ async def rate_case(request: Request, number: FromPath[str]) -> Template | Redir
     return await _act(request, number, "rate", run)
 
 
-ROUTES = [case_list, case_page, complete_case, resubmit_case, rate_case]
+@post("/cases/{number:str}/visit-request", guards=[agent_guard])
+async def request_visit(request: Request, number: FromPath[str]) -> Template | Redirect:  # type: ignore[type-arg]
+    """Ask the township for a home visit on a working day and period."""
+
+    def run(
+        desk: CaseDesk, case_id: str, enrolment: Enrolment, data: dict[str, Any], author: str
+    ) -> Action:
+        return desk.request_visit(
+            case_id,
+            enrolment,
+            day=data.get("day", ""),
+            period=data.get("period", ""),
+            note=data.get("note", ""),
+            author=author,
+        )
+
+    return await _act(request, number, "visit", run)
+
+
+ROUTES = [case_list, case_page, complete_case, resubmit_case, rate_case, request_visit]
