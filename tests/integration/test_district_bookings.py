@@ -5,7 +5,8 @@ A district and a township pouchdb-server set up by sync.topology, the real towns
 booking service on PostgreSQL too), the district app's public pages through a test client.
 The township offers slots on its calendar and publishes its availability, which replicates up.
 The district registers the node at a closed port first ("unreachable"), later at its real
-address.
+address. The tests run in file order on this one network: later ones use the bookings and
+slots earlier ones left.
 """
 
 from __future__ import annotations
