@@ -18,13 +18,14 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from central.db import make_engine, make_sessionmaker
-from central.services import outbox
+from central.services import notifications, outbox
 from central.services.bookings import BookingRules, BookingService, TownshipLink
 from central.services.read_model import project_district
 from central.settings import Settings
-from central.web import api, open311, public, ui
+from central.web import api, notices, open311, public, public_rating, ui
 from central.web.errors import exception_handlers
 from central.web.i18n import install as install_i18n
+from central.web.ratelimit import PublicPostLimit, SlidingWindow
 from sync.couch import connect
 
 __all__ = ["create_app"]
@@ -53,7 +54,7 @@ def flush_outbox(state: State) -> int:
 
 def _background(state: State) -> None:
     """What the server does every few seconds: flush the outbox, follow the `district` db."""
-    for step in (flush_outbox, _project, _reconcile_bookings):
+    for step in (flush_outbox, _project, _reconcile_bookings, _notify):
         try:
             step(state)
         except Exception:  # keep going; one failing step must not stop the loop
@@ -67,6 +68,13 @@ def _project(state: State) -> None:
 def _reconcile_bookings(state: State) -> None:
     """Follow the township's answers to requested bookings (they arrive by replication)."""
     state.bookings.reconcile()
+
+
+def _notify(state: State) -> None:
+    """Queue due reminders and result notices (each once, by constraint), then send."""
+    notifications.enqueue_reminders(state.sessions, state.bookings.now())
+    notifications.enqueue_results(state.sessions)
+    notifications.send_pending(state.sessions, state.sender)
 
 
 @contextlib.asynccontextmanager
@@ -104,6 +112,8 @@ def create_app(settings: Settings) -> Litestar:
         route_handlers=[
             Router("/", route_handlers=ui.handlers, include_in_schema=False),
             Router("/", route_handlers=public.handlers, include_in_schema=False),
+            Router("/", route_handlers=public_rating.handlers, include_in_schema=False),
+            Router("/", route_handlers=notices.handlers, include_in_schema=False),
             *api.handlers,
             *open311.handlers,
             create_static_files_router(
@@ -117,9 +127,13 @@ def create_app(settings: Settings) -> Litestar:
                 "sessions": sessions,
                 "couch": couch,
                 "bookings": bookings,
+                "sender": notifications.LogSender(),
+                "public_limiter": SlidingWindow(
+                    settings.public_post_limit, settings.public_post_window
+                ),
             }
         ),
-        middleware=[session_config.middleware],
+        middleware=[PublicPostLimit(), session_config.middleware],
         csrf_config=CSRFConfig(
             secret=settings.secret_key.hex(), cookie_name="sanji_csrf", exclude=["/open311"]
         ),

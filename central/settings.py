@@ -30,6 +30,10 @@ class Settings:
     """Bookings of a period close this long before it starts (am 09:00, pm 14:00 China time)."""
     township_timeout: float = 5.0
     """Seconds the district waits for a township node's answer before it calls it unreachable."""
+    public_post_limit: int = 60
+    """POSTs one client address may make to the public pages and Open311 per window."""
+    public_post_window: float = 600.0
+    """The rate-limit window in seconds (in memory, per process: ``central.web.ratelimit``)."""
     debug: bool = False
 
 

@@ -34,6 +34,8 @@ __all__ = [
     "OutboxDoc",
     "TownshipNode",
     "Booking",
+    "Notification",
+    "BookingRating",
 ]
 
 NAMING = {
@@ -228,3 +230,41 @@ class Booking(Base):
     """The case's latest stamp when the booking last followed the read model."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Notification(Base):
+    """One message to a citizen in the notification outbox (issue 6): written in the
+    transaction of the change it tells about, sent later by the sender job.
+
+    ``visit_day`` is set only for the kinds that must exist once per visit (the day-before
+    reminder, the result notice); the unique constraint then makes a second enqueue fail,
+    across restarts and processes. The other kinds leave it NULL (NULLs never collide), so
+    every change of a booking gets its own message."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (UniqueConstraint("booking_code", "kind", "visit_day"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    booking_code: Mapped[str] = mapped_column(ForeignKey("bookings.code"), index=True)
+    case_number: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(20), index=True)
+    """requested, confirmed, reminder, changed, cancelled or result_ready."""
+    visit_day: Mapped[date | None] = mapped_column(Date, nullable=True)
+    phone: Mapped[str] = mapped_column(String(20), index=True)
+    body: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(10), index=True)
+    """pending, sent or failed (after too many attempts)."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class BookingRating(Base):
+    """The citizen's rating of a booked home visit: one per booking (its primary key)."""
+
+    __tablename__ = "booking_ratings"
+    booking_code: Mapped[str] = mapped_column(ForeignKey("bookings.code"), primary_key=True)
+    level: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str] = mapped_column(String(200), default="")
+    event_id: Mapped[str] = mapped_column(String(120))
+    rated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

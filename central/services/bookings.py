@@ -20,8 +20,8 @@ changes and the citizen is told to try again later (the district never writes a 
 the township's calendar has not made, so a slot can never be promised twice).
 
 Notifications are left to the ``notify(session, kind, booking)`` seam: every change of a
-booking calls it inside the transaction that made the change (so an outbox row written there
-commits with it). The default only logs.
+booking calls it inside the transaction that made the change, so the outbox row it writes
+(``central.services.notifications``, the default) commits with it.
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from central.db.models import Booking, TownshipNode, Unit
 from central.services.district_settings import work_calendar
 from central.services.enrolments import DISTRICT_DB
+from central.services.limits import check_open_bookings
+from central.services.notifications import enqueue_booking_notice
 from central.services.published import PublishedCatalogue, current_catalogue
 from core.calendar import WorkCalendar
 from core.cases import (
@@ -306,6 +308,7 @@ def check_form(
     if errors:
         raise InvalidInput(errors)
     assert item is not None and village is not None and qualification is not None
+    check_open_bookings(session, phone, village.code, address)  # abuse caps (limits.py)
     return Checked(item, village, str(township_of(village.code)), person, qualification)
 
 
@@ -515,7 +518,8 @@ class BookingService:
     server: Callable[[], Any]
     link: TownshipLink
     rules: BookingRules = field(default_factory=BookingRules)
-    notify: Notify = log_notice
+    notify: Notify = enqueue_booking_notice
+    """Queues the citizen's message in the notification outbox (``log_notice`` only logs)."""
     now: Callable[[], datetime] = _now
 
     # -- reading ---------------------------------------------------------------------------------

@@ -5,7 +5,10 @@ its item documents — never the working copy being edited in SQL. Endpoints (JS
 extension, as the GeoReport v2 specification names them):
 
 * ``GET /open311/v2/services.json`` / ``.xml`` — the service list;
-* ``GET /open311/v2/services/{service_code}.json`` / ``.xml`` — one service definition.
+* ``GET /open311/v2/services/{service_code}.json`` / ``.xml`` — one service definition;
+* ``POST /open311/v2/requests.json`` — request a home visit (a door-to-door service), and
+  ``GET /open311/v2/requests.json`` / ``requests/{service_request_id}.json`` (or ``.xml``) —
+  home-visit requests without personal data (``central.services.open311_requests``).
 
 Choices, where the specification leaves room:
 
@@ -23,8 +26,10 @@ Choices, where the specification leaves room:
 * ``jurisdiction_id`` is accepted and ignored: one district server serves one jurisdiction,
   and GeoReport needs the parameter only where an endpoint serves several.
 * Errors use the GeoReport error list: ``[{"code": 404, "description": "…"}]`` or
-  ``<errors><error>…</error></errors>``; 404 for an unknown service code or format, 503 when
-  the document database cannot be read.
+  ``<errors><error>…</error></errors>``; 404 for an unknown service code, request or format,
+  400 for a bad request (one error per bad parameter, ``"<parameter>: <why>"``), 409 when the
+  period was taken meanwhile, 429 when a client posts too often, 503 when the document
+  database cannot be read.
 """
 
 from __future__ import annotations
@@ -32,14 +37,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from litestar import Request, Response, Router, get
+from litestar import Request, Response, Router, get, post
 from litestar.params import FromPath, FromQuery
 
+from central.services import open311_requests as requests311
+from central.services.open311_requests import RequestCreated, ServiceRequest
 from central.services.published import PublishedCatalogue, current_catalogue
 from core.catalogue import CaseType, CatalogueItem, Material
+from core.errors import Conflict, DomainError, FieldError, InvalidInput, NotFound
 from sync.errors import SyncError
 
 __all__ = [
@@ -180,7 +189,13 @@ def _attribute(material: Material, order: int) -> Attribute:
     )
 
 
-_SINGULAR = {"services": "service", "attributes": "attribute", "values": "value", "errors": "error"}
+_SINGULAR = {
+    "services": "service",
+    "attributes": "attribute",
+    "values": "value",
+    "errors": "error",
+    "service_requests": "request",
+}
 
 
 def to_xml(tag: str, value: Any) -> ET.Element:
@@ -192,6 +207,8 @@ def to_xml(tag: str, value: Any) -> ET.Element:
         element.extend(to_xml(_SINGULAR[tag], v) for v in value)
     elif isinstance(value, bool):
         element.text = "true" if value else "false"
+    elif value is None:
+        pass  # an empty element, as GeoReport writes a missing value
     else:
         element.text = str(value)  # ElementTree escapes it when serialising
     return element
@@ -255,11 +272,97 @@ async def service_definition(
     return answer(fmt, "service_definition", definition_of(item))
 
 
+# --- service requests (home visits): central.services.open311_requests ----------------------
+
+
+def _fmt(path: str) -> str:
+    fmt = path.rsplit(".", 1)[-1]
+    if fmt not in FORMATS:
+        raise Open311Error(404, "请求地址应以 .json 或 .xml 结尾", "json")
+    return fmt
+
+
+def _domain_error(request: Request, exc: DomainError) -> Response[Any]:  # type: ignore[type-arg]
+    """Domain errors as GeoReport error lists: 400 naming each bad parameter, 409, 404."""
+    fmt = "xml" if request.url.path.endswith(".xml") else "json"
+    if isinstance(exc, InvalidInput):
+        errors = [Error(400, f"{e.field}: {e.message}") for e in exc.errors]
+        return answer(fmt, "errors", errors, 400)
+    status = 409 if isinstance(exc, Conflict) else 404 if isinstance(exc, NotFound) else 400
+    return answer(fmt, "errors", [Error(status, str(exc))], status)
+
+
+async def _posted(request: Request) -> dict[str, str]:  # type: ignore[type-arg]
+    if request.headers.get("content-type", "").startswith("application/json"):
+        try:
+            data = await request.json()
+        except Exception:  # noqa: BLE001 - any unreadable body is the client's error
+            data = None
+        if not isinstance(data, dict):
+            raise InvalidInput(FieldError("body", "请求内容不是有效的 JSON 对象", "Bad JSON"))
+        return {str(k): str(v) for k, v in data.items() if v is not None}
+    form = await request.form()
+    return {str(k): str(v) for k, v in form.items()}
+
+
+@post(["/requests.json", "/requests.xml"], status_code=201)
+async def create_request(request: Request) -> Response[list[RequestCreated]]:  # type: ignore[type-arg]
+    """Request a home visit (a door-to-door service); see ``open311_requests``."""
+    fmt = _fmt(request.url.path)
+    posted = await _posted(request)
+    service = request.app.state.bookings
+    created = await asyncio.to_thread(requests311.create_request, service, posted)
+    return answer(fmt, "service_requests", [created], 201)
+
+
+@get(["/requests.json", "/requests.xml"])
+async def list_requests(request: Request) -> Response[list[ServiceRequest]]:  # type: ignore[type-arg]
+    """Home-visit requests (no personal data), filtered as GeoReport says."""
+    fmt = _fmt(request.url.path)
+    query = requests311.parse_query({k: str(v) for k, v in request.query_params.items()})
+    sessions = request.app.state.sessions
+
+    def load() -> list[ServiceRequest]:
+        with sessions() as session:
+            return requests311.find_requests(session, query, datetime.now(UTC))
+
+    return answer(fmt, "service_requests", await asyncio.to_thread(load))
+
+
+@get("/requests/{name:str}")
+async def one_request(
+    request: Request,  # type: ignore[type-arg]
+    name: FromPath[str],
+    jurisdiction_id: FromQuery[str | None] = None,
+) -> Response[list[ServiceRequest]]:
+    """One request (``{service_request_id}.json`` or ``.xml``), as a list of one."""
+    ident, _, fmt = name.rpartition(".")
+    if fmt not in FORMATS:
+        raise Open311Error(404, "请求地址应以 .json 或 .xml 结尾", "json")
+    if not ident or len(ident) > 40:
+        raise Open311Error(404, "没有这个服务请求", fmt)
+    sessions = request.app.state.sessions
+
+    def load() -> list[ServiceRequest]:
+        with sessions() as session:
+            query = requests311.RequestQuery(ids=(ident,))
+            return requests311.find_requests(session, query, datetime.now(UTC))
+
+    found = await asyncio.to_thread(load)
+    if not found:
+        raise Open311Error(404, f"没有编号为 {ident} 的服务请求", fmt)
+    return answer(fmt, "service_requests", found)
+
+
 handlers = [
     Router(
         path="/open311/v2",
-        route_handlers=[services, service_definition],
-        exception_handlers={Open311Error: _error_response, SyncError: _error_response},
+        route_handlers=[services, service_definition, create_request, list_requests, one_request],
+        exception_handlers={
+            Open311Error: _error_response,
+            SyncError: _error_response,
+            DomainError: _domain_error,
+        },
         tags=["Open311"],
     )
 ]
