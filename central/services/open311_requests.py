@@ -281,7 +281,7 @@ def find_requests(session: Session, query: RequestQuery, now: datetime) -> list[
         elif query.status == "open":
             sql = sql.where(~_closed())
     rows = session.execute(sql.order_by(Booking.created_at.desc()).limit(MAX_RESULTS)).all()
-    names = dict(session.execute(select(Unit.code, Unit.name)).tuples().all())
+    names = {code: name for code, name in session.execute(select(Unit.code, Unit.name))}
     return [_shape(b, status, due, names) for b, status, due in rows]
 
 
