@@ -335,12 +335,11 @@ def list_notices(
     q = wanted.q.strip()
     if q:
         terms: list[ColumnElement[bool]] = [Notification.case_number == q]
-        number = "".join(c for c in q if c.isdigit())
-        if number:
-            terms.append(Notification.phone.contains(number))
-        code = q.replace("-", "").upper()
-        if code.isalnum() and len(code) == 8:
-            terms.append(Notification.booking_code == code)
+        compact = "".join(q.split()).replace("-", "").removeprefix("+86")
+        if compact.isdigit() and len(compact) >= 4:  # a phone number or a part of one
+            terms.append(Notification.phone.contains(compact))
+        if compact.isalnum() and len(compact) == 8:  # a booking code, as printed or typed
+            terms.append(Notification.booking_code == compact.upper())
         query = query.where(or_(*terms))
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(query.order_by(Notification.id.desc()).limit(limit)).all()
