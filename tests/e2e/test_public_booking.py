@@ -436,7 +436,9 @@ def _flow(citizen: Page, staff: Page, net: Network) -> None:
         lambda: citizen.locator("#booking-status").inner_text() == "已上门服务",
         "the district to follow the recorded visit",
     )  # fmt: skip
-    citizen.goto(f"{d}/visit/rate")
+    _fits_the_phone(citizen)
+    citizen.get_by_role("link", name="评价本次上门服务").click()
+    citizen.wait_for_url(f"{d}/visit/rate")
     expect(citizen.get_by_role("heading", name="评价上门服务")).to_be_visible()
     expect(citizen.get_by_label("预约码")).to_have_value(code.replace("-", ""))  # remembered
     _fits_the_phone(citizen)
