@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from litestar import Litestar, Router
@@ -77,6 +78,19 @@ def _notify(state: State) -> None:
     notifications.send_pending(state.sessions, state.sender)
 
 
+WORKER_THREADS = 32
+"""Threads for the handlers' blocking work (``asyncio.to_thread``). The default pool has the
+cores + 4 (6 here): a few bookings waiting on a slow township took them all and every page,
+even a read, queued behind them."""
+
+
+@contextlib.asynccontextmanager
+async def _worker_threads(app: Litestar) -> AsyncIterator[None]:
+    pool = ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="district")
+    asyncio.get_running_loop().set_default_executor(pool)
+    yield
+
+
 @contextlib.asynccontextmanager
 async def _background_loop(app: Litestar) -> AsyncIterator[None]:
     async def loop() -> None:
@@ -144,7 +158,7 @@ def create_app(settings: Settings) -> Litestar:
             title="Sanji district API", version="1", path="/api/v1/schema"
         ),
         exception_handlers=exception_handlers,
-        lifespan=[_background_loop],
+        lifespan=[_worker_threads, _background_loop],
         request_max_body_size=max(settings.max_template_bytes, settings.max_csv_bytes)
         + 1024 * 1024,
         debug=settings.debug,

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,19 @@ def catch_up(state: State) -> None:
         calendar, thresholds = district_rules(server)
         refold_all(state.sessions, calendar, today, thresholds=thresholds)
         state.refolded_on = today
+
+
+WORKER_THREADS = 32
+"""Threads for the handlers' blocking work (``asyncio.to_thread``). The default pool has the
+cores + 4 (6 here): a few bookings waiting on a slow township took them all and every page,
+even a read, queued behind them."""
+
+
+@contextlib.asynccontextmanager
+async def _worker_threads(app: Litestar) -> AsyncIterator[None]:
+    pool = ThreadPoolExecutor(max_workers=WORKER_THREADS, thread_name_prefix="township")
+    asyncio.get_running_loop().set_default_executor(pool)
+    yield
 
 
 @contextlib.asynccontextmanager
@@ -149,7 +163,7 @@ def create_app(settings: TownshipSettings) -> Litestar:
             title=f"Sanji township node {settings.code}", version="1", path="/api/v1/schema"
         ),
         exception_handlers=exception_handlers,
-        lifespan=[_projection],
+        lifespan=[_worker_threads, _projection],
         request_max_body_size=64 * 1024,
         debug=settings.debug,
     )

@@ -39,13 +39,13 @@ from core.cases import (
 )
 from core.catalogue import Mode
 from core.errors import InvalidInput
-from core.fold import CaseState, VisitStatus
+from core.fold import CaseState, VisitStatus, fold
 from core.hierarchy import Level, level_of
 from sync.couch import couch_errors, get_document
 from sync.errors import DocNotFound
 from sync.readmodel import CaseDoc, CaseRow
 from sync.writer import EventsNotSaved, EventWriter
-from township.errors import BookingInvalid, NodeNotReady, PeriodFull, Unauthenticated
+from township.errors import BookingInvalid, PeriodFull, Unauthenticated
 from township.models import VisitRow
 from township.read_model import project_township
 from township.staff import DIRECTORY_DB
@@ -162,11 +162,10 @@ class BookingDesk:
                 return placed
         check_visit_day(self.calendar, day, self.today)
         self._store([case_doc, *event_docs])
-        self._project()
-        loaded = self._load(case.id)
-        if loaded is None:
-            raise NodeNotReady("办件未能读入本镇街的读模型, 请稍后重试")
-        return self._place(loaded[0], loaded[1], visit_id, day, period)
+        # A case new to this node: its documents are all in the body, so it is folded here
+        # rather than by projecting every change (which concurrent bookings would queue on).
+        state = fold(case, [dict(d) for d in event_docs], self.calendar, self.today)
+        return self._place(case, state, visit_id, day, period)
 
     def move(self, visit_id: str, case_id: str, day: date, period: str) -> Placement:
         """Place the visit in a free slot of ``day``/``period``; its old slot is freed only
@@ -297,8 +296,6 @@ class BookingDesk:
             self._publish(dispatch)
         if slot is None:
             raise PeriodFull(SLOT_TAKEN)
-        if dispatch.touched:
-            self._project()  # the case's fold shows the visit scheduled
         return self._placement(case, visit_id, slot, created=bool(dispatch.touched))
 
     def _as_placed(self, case: Case, state: CaseState, visit_id: str) -> Placement | None:
