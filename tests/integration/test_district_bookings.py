@@ -25,11 +25,12 @@ import pytest
 import uvicorn
 from argon2 import PasswordHasher
 from litestar.testing import TestClient
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from central.app import create_app
 from central.db import make_engine, make_sessionmaker, migrate
-from central.db.models import Booking
+from central.db.models import Booking, Notification
 from central.demo import demo_items
 from central.services import hierarchy, outbox
 from central.services.bookings import (
@@ -314,6 +315,14 @@ def test_unreachable_township_leaves_it_requested_until_its_catch_up_confirms(
         assert row is not None and row.staff_name == STAFF_NAME
         assert (row.day, row.period) == (net.days[0], "am")
     assert _catch_up(net, service, net.sessions) == 0  # nothing changes twice
+    # The citizen was told both times: when it was requested, and when the township confirmed.
+    with net.sessions() as session:
+        told = session.scalars(
+            select(Notification.kind)
+            .where(Notification.booking_code == booking.code)
+            .order_by(Notification.id)
+        ).all()
+    assert list(told) == ["requested", "confirmed"]
 
     # The slot is taken: the published availability (replicated up) says the period is full.
     def full() -> bool:
