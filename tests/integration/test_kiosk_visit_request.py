@@ -9,12 +9,26 @@ sync.topology, the real township node with its projection loop, one kiosk), buil
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
+import msgspec
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.calendar import WorkCalendar
-from core.cases import EventKind
+from core.cases import (
+    EventKind,
+    Origin,
+    Person,
+    Submitted,
+    VisitRequested,
+    case_to_doc,
+    event_to_doc,
+    new_case,
+    new_event,
+)
+from core.catalogue import CatalogueItem, Eligibility, Mode
+from core.clock import Hlc
+from sync.couch import save_document
 from sync.sql import make_engine, make_sessionmaker
 from sync.topology import village_database
 from tests.integration import test_kiosk as base
@@ -118,3 +132,38 @@ def test_the_township_confirms_and_the_kiosk_shows_the_time(net: Network) -> Non
     visits = re.search(r'<section class="card" id="visits">(.*?)</section>', page, re.S)
     assert visits and first.isoformat() in visits[1] and "下午" in visits[1]
     assert "已安排" in visits[1] and "staff_t" in visits[1]
+
+
+def test_a_visit_a_citizen_booked_at_the_district_reaches_the_kiosk(net: Network) -> None:
+    """A booking is a case the district writes into its `district` database; it travels down
+    to the township and to the village's kiosk like any case of that village."""
+    item = next(i for i in base.ITEMS if i["code"] == ELDERLY_ALLOWANCE)
+    district_origin = Origin("500109000000", "dist0001")
+    now = datetime.now(UTC)
+    first, _ = _two_working_days(WorkCalendar())
+    case = new_case(
+        origin=district_origin, counter=1, hlc=Hlc(int(now.timestamp() * 1000), 0,
+        district_origin.key), wall_time=now, author="citizen", village=A, township=base.T,
+        item=msgspec.convert(item, CatalogueItem, strict=False), catalogue_version=1,
+        applicant=Person(name="李爷爷", id_number=resident_id("50010919380101003"),
+                         phone="13800138002", flags=(Eligibility.ELDERLY,)),
+        mode=Mode.DOOR_TO_DOOR, handling_unit=base.T,
+    )  # fmt: skip
+    submitted = new_event(
+        case, Submitted(), origin=district_origin, counter=2,
+        hlc=case.stamp.successor(district_origin.key), wall_time=now, author="citizen",
+    )  # fmt: skip
+    requested = new_event(
+        case, VisitRequested(visit_id="b-demo-1", day=first, period="am"),
+        origin=district_origin, counter=3, hlc=submitted.stamp.successor(district_origin.key),
+        wall_time=now, author="citizen",
+    )  # fmt: skip
+    for doc in (case_to_doc(case), event_to_doc(submitted), event_to_doc(requested)):
+        save_document(net.d["district"], doc)
+    poll(lambda: net.has(village_database(A), requested.id), "the booking in the village db", 30)
+    form(net.client, "/sync", back="/cases")
+    page = net.client.get("/cases").text
+    assert case.case_number in page and "李爷爷" in page
+    detail = net.client.get(f"/cases/{case.case_number}").text
+    visits = re.search(r'<section class="card" id="visits">(.*?)</section>', detail, re.S)
+    assert visits and first.isoformat() in visits[1]
