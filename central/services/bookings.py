@@ -32,7 +32,7 @@ import secrets
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, NamedTuple
 
@@ -69,12 +69,12 @@ from core.fold import TERMINAL, CaseState, CaseStatus, VisitStatus
 from core.hierarchy import Level, township_of
 from core.identity import validate_resident_id
 from core.routing import door_to_door_eligible
+from core.visits import PERIOD_STARTS, PERIODS
 from sync.couch import couch_errors
 from sync.readmodel import CaseRow, digits
 from sync.writer import EventWriter
 
 __all__ = [
-    "PERIODS",
     "AUTHOR",
     "BookingStatus",
     "BookingRules",
@@ -103,7 +103,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-PERIODS: dict[str, tuple[str, time]] = {"am": ("上午", time(9, 0)), "pm": ("下午", time(14, 0))}
 """The periods of a working day: Chinese name and when the visits start (China time)."""
 
 AUTHOR = "citizen:online"
@@ -156,7 +155,7 @@ class BookingRules:
 
     def closes_at(self, day: date, period: str) -> datetime:
         """When booking ``period`` of ``day`` closes."""
-        start = datetime.combine(day, PERIODS[period][1], tzinfo=CHINA_TIME)
+        start = datetime.combine(day, PERIOD_STARTS[period], tzinfo=CHINA_TIME)
         return start - timedelta(minutes=self.cutoff_minutes)
 
 
@@ -326,7 +325,7 @@ class PeriodView:
     @property
     def label(self) -> str:
         """Chinese name of the period."""
-        return PERIODS[self.period][0]
+        return PERIODS[self.period]
 
     @property
     def bookable(self) -> bool:
@@ -416,7 +415,7 @@ def _check_period(
     period = _period(period)
     views = bookable_days(server, calendar, rules, township, now)
     found = next((p for v in views if v.day == day for p in v.periods if p.period == period), None)
-    label = f"{day.isoformat()} {PERIODS[period][0]}"
+    label = f"{day.isoformat()} {PERIODS[period]}"
     if found is None:
         raise InvalidInput(
             FieldError(
@@ -895,7 +894,7 @@ def _follow(booking: Booking, state: CaseState) -> str:
 
 
 def _message(booking: Booking) -> str:
-    label = f"{booking.day.isoformat()} {PERIODS[booking.period][0]}"
+    label = f"{booking.day.isoformat()} {PERIODS[booking.period]}"
     if booking.status == BookingStatus.SCHEDULED.value:
         return f"预约成功: {label}, 工作人员会按时上门。"
     if booking.status == BookingStatus.REQUESTED.value:
@@ -970,9 +969,7 @@ def progress(session: Session, case_number: str, phone: str) -> Progress:
         expected, provisional = row.expected_due_on, row.expected_due_provisional
     if status in TERMINAL:
         expected, provisional = None, False
-    visits = tuple(
-        (v.day, PERIODS.get(v.period, (v.period, time()))[0], v.status.label) for v in state.visits
-    )
+    visits = tuple((v.day, PERIODS.get(v.period, v.period), v.status.label) for v in state.visits)
     return Progress(
         case_number=row.case_number,
         item_name=row.item_name,

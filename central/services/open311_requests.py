@@ -45,7 +45,6 @@ from sqlalchemy.orm import Session
 
 from central.db.models import Booking, Unit
 from central.services.bookings import (
-    PERIODS,
     BookingForm,
     BookingService,
     BookingStatus,
@@ -56,6 +55,7 @@ from core.cases import CHINA_TIME
 from core.errors import Conflict, FieldError, InvalidInput
 from core.fold import TERMINAL, CaseStatus
 from core.intake import new_intake_key
+from core.visits import PERIOD_STARTS, PERIODS
 from sync.readmodel import CaseRow
 
 __all__ = [
@@ -127,7 +127,7 @@ def _iso(value: datetime) -> str:
 
 
 def _visit_start(day: date, period: str) -> datetime:
-    return datetime.combine(day, PERIODS[period][1], tzinfo=CHINA_TIME)
+    return datetime.combine(day, PERIOD_STARTS[period], tzinfo=CHINA_TIME)
 
 
 # --- creating -------------------------------------------------------------------------------------
@@ -290,7 +290,7 @@ def _shape(
 ) -> ServiceRequest:
     status = CaseStatus(case_status) if case_status else None
     closed = booking.status == BookingStatus.CANCELLED.value or status in TERMINAL
-    when = f"{booking.day.isoformat()} {PERIODS[booking.period][0]}"
+    when = f"{booking.day.isoformat()} {PERIODS[booking.period]}"
     notes = {
         "requested": f"已申请上门服务 ({when}), 待镇街服务中心确认",
         "scheduled": f"已预约上门服务: {when}",

@@ -19,7 +19,6 @@ from litestar.response import Redirect, Template
 
 from central.db.models import Unit
 from central.services.bookings import (
-    PERIODS,
     BookingForm,
     BookingService,
     BookingStatus,
@@ -32,6 +31,7 @@ from central.services.bookings import (
 from core.catalogue import Eligibility
 from core.errors import Conflict, DomainError, InvalidInput, NotFound
 from core.intake import new_intake_key
+from core.visits import PERIODS
 
 __all__ = ["handlers"]
 

@@ -9,9 +9,10 @@ from typing import Any
 from litestar import Request, get, post
 from litestar.response import Template
 
-from central.services.bookings import PERIODS, BookingService
+from central.services.bookings import BookingService
 from central.services.ratings import LEVELS, rate_booking
 from core.errors import DomainError, InvalidInput, NotFound
+from core.visits import PERIODS
 
 __all__ = ["handlers"]
 

@@ -139,7 +139,8 @@ class Network:
         return BookingService(
             sessions or self.sessions,
             lambda: connect(self.district.url),
-            TownshipLink(timeout=2.0),
+            TownshipLink(timeout=15.0),  # generous: a loaded CI machine must not turn a
+            # reachable township into a "requested" booking (the closed port fails at once)
             BookingRules(),
         )
 
