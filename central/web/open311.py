@@ -19,6 +19,9 @@ Choices, where the specification leaves room:
   Whether an item is handled at once (即办件) or within a promised limit (承诺件) is told in
   ``description`` and ``keywords`` instead.
 * ``group`` is the Chinese label of the item's kind (党务/政务/商务/生活).
+* A door-to-door item's definition starts with what a home-visit request takes
+  (``village``, ``id_number``, ``qualification``, ``qualification_note``, ``day``,
+  ``period``; see ``central.services.open311_requests``).
 * ``metadata`` is true when the item lists materials: each material is one attribute of the
   service definition, a ``singlevaluelist`` whose values say how the citizen brings it —
   ``provided`` (已带齐), ``missing`` (未带), and ``to-follow`` (承诺后补) only for materials
@@ -47,8 +50,9 @@ from litestar.params import FromPath, FromQuery
 from central.services import open311_requests as requests311
 from central.services.open311_requests import RequestCreated, ServiceRequest
 from central.services.published import PublishedCatalogue, current_catalogue
-from core.catalogue import CaseType, CatalogueItem, Material
+from core.catalogue import CaseType, CatalogueItem, Eligibility, Material, Mode
 from core.errors import Conflict, DomainError, FieldError, InvalidInput, NotFound
+from core.visits import PERIODS
 from sync.errors import SyncError
 
 __all__ = [
@@ -138,7 +142,7 @@ def service_of(item: CatalogueItem) -> Service:
         service_code=item.code,
         service_name=item.name,
         description=_description(item),
-        metadata=bool(item.materials),
+        metadata=bool(item.materials) or Mode.DOOR_TO_DOOR in item.modes,
         type="realtime",
         keywords=", ".join([*labels, *(m.label for m in item.modes)]),
         group=item.kind.label,
@@ -162,10 +166,31 @@ def _description(item: CatalogueItem) -> str:
 
 
 def definition_of(item: CatalogueItem) -> ServiceDefinition:
-    """The GeoReport service definition of a published item: one attribute per material."""
-    return ServiceDefinition(
-        item.code, [_attribute(m, order) for order, m in enumerate(item.materials, start=1)]
-    )
+    """The GeoReport service definition of a published item: for a door-to-door item first
+    what a home-visit request takes (``POST requests.json``), then one attribute per
+    material."""
+    visit = _VISIT_ATTRIBUTES if Mode.DOOR_TO_DOOR in item.modes else []
+    materials = [
+        _attribute(m, order) for order, m in enumerate(item.materials, start=len(visit) + 1)
+    ]
+    return ServiceDefinition(item.code, [*visit, *materials])
+
+
+_VISIT_FIELDS = (
+    ("village", "string", True, "被服务人所在村(社区)的12位区划代码", ()),
+    ("id_number", "string", True, "被服务人的居民身份证号码", ()),
+    ("qualification", "singlevaluelist", True, "申请上门服务的原因",
+     (*((e.value, e.label) for e in Eligibility), ("other", "其他"))),
+    ("qualification_note", "text", False, "原因说明 (选择“其他”时必填)", ()),
+    ("day", "string", False, "希望上门的日期 YYYY-MM-DD (不填则安排最早可约的时段)", ()),
+    ("period", "singlevaluelist", False, "希望上门的时段", tuple(PERIODS.items())),
+)  # fmt: skip
+"""What ``POST requests.json`` takes as ``attribute[...]`` for a home visit."""
+_VISIT_ATTRIBUTES = [
+    Attribute(True, code, datatype, required, description, order, description,
+              [AttributeValue(key, name) for key, name in values])
+    for order, (code, datatype, required, description, values) in enumerate(_VISIT_FIELDS, 1)
+]  # fmt: skip
 
 
 def _attribute(material: Material, order: int) -> Attribute:

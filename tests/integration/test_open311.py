@@ -156,6 +156,7 @@ def test_service_list_json_and_xml(env: Env) -> None:
         legal_limit_days=None,
         promised_limit_days=0,
         materials=[],
+        modes=["on_the_spot"],  # no materials and no home-visit request: no metadata
     )
     env.publish()
     services = services_json(env)
@@ -185,7 +186,7 @@ def test_service_list_json_and_xml(env: Env) -> None:
 
 
 def test_service_definition_json_and_xml(env: Env) -> None:
-    env.add("O311DEFN0001")
+    env.add("O311DEFN0001", modes=["on_the_spot"])  # materials only (see test_open311_requests)
     env.publish()
     response = env.client.get("/open311/v2/services/O311DEFN0001.json")
     assert response.status_code == 200

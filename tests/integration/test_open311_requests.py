@@ -194,3 +194,17 @@ def test_bad_requests_get_georeport_errors(api: TestClient) -> None:  # type: ig
     root = ET.fromstring(xml.content)
     assert root.tag == "errors" and root.findtext("error/code") == "400"
     assert api.get(f"{API}/requests/x.csv").status_code == 404
+
+
+def test_a_door_to_door_definition_lists_what_a_request_takes(api: TestClient) -> None:  # type: ignore[type-arg]
+    definition = api.get(f"{API}/services/{base.HARDSHIP}.json").json()
+    codes = [a["code"] for a in definition["attributes"]]
+    visit = ["village", "id_number", "qualification", "qualification_note", "day", "period"]
+    assert codes[:6] == visit and len(codes) > 6  # then the item's materials
+    by_code = {a["code"]: a for a in definition["attributes"]}
+    assert by_code["village"]["required"] and not by_code["day"]["required"]
+    assert [v["key"] for v in by_code["period"]["values"]] == ["am", "pm"]
+    assert "other" in [v["key"] for v in by_code["qualification"]["values"]]
+    assert [a["order"] for a in definition["attributes"]] == list(range(1, len(codes) + 1))
+    listed = api.get(f"{API}/services.json").json()
+    assert next(s for s in listed if s["service_code"] == base.HARDSHIP)["metadata"] is True
