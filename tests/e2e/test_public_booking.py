@@ -230,10 +230,10 @@ def _fits_the_phone(page: Page) -> None:
         """() => [...document.querySelectorAll('body *')]
              .filter(e => e.offsetParent !== null && [...e.childNodes].some(
                  n => n.nodeType === 3 && n.textContent.trim()))
-             .filter(e => parseFloat(getComputedStyle(e).fontSize) < 14)
+             .filter(e => parseFloat(getComputedStyle(e).fontSize) < 16)
              .map(e => e.tagName + ' ' + e.textContent.trim().slice(0, 20))"""
     )
-    assert not tiny, f"{page.url}: text under 14 px: {tiny}"  # captions (dt) are 14.4 px
+    assert not tiny, f"{page.url}: text under 16 px: {tiny}"
 
 
 def _reload_until(page: Page, url: str, ready: Callable[[], bool], what: str) -> None:
