@@ -87,6 +87,10 @@ __all__ = [
     "VisitScheduled",
     "VisitCancelled",
     "VisitRecorded",
+    "VideoOutcome",
+    "VideoRequested",
+    "VideoStarted",
+    "VideoEnded",
     "Completed",
     "Refused",
     "Withdrawn",
@@ -409,6 +413,9 @@ class EventKind(StrEnum):
     VISIT_SCHEDULED = "visit_scheduled"
     VISIT_CANCELLED = "visit_cancelled"
     VISIT_RECORDED = "visit_recorded"
+    VIDEO_REQUESTED = "video_requested"
+    VIDEO_STARTED = "video_started"
+    VIDEO_ENDED = "video_ended"
     COMPLETED = "completed"
     REFUSED = "refused"
     WITHDRAWN = "withdrawn"
@@ -440,6 +447,9 @@ _KIND_LABELS = {
     "visit_scheduled": "安排上门",
     "visit_cancelled": "取消上门",
     "visit_recorded": "记录上门结果",
+    "video_requested": "呼叫视频办",
+    "video_started": "视频接通",
+    "video_ended": "视频结束",
     "completed": "办结",
     "refused": "不予受理（办理）",
     "withdrawn": "撤回",
@@ -517,6 +527,25 @@ class VisitOutcome(StrEnum):
         return {"done": "已完成", "absent": "群众不在家", "more_materials": "需补充材料"}[
             self.value
         ]
+
+
+class VideoOutcome(StrEnum):
+    """What a video session came to."""
+
+    SERVED = "served"
+    FOLLOW_UP_AGENCY = "follow_up_agency"
+    FOLLOW_UP_VISIT = "follow_up_visit"
+    FAILED = "failed"
+
+    @property
+    def label(self) -> str:
+        """Chinese name."""
+        return {
+            "served": "已办理",
+            "follow_up_agency": "需帮代办跟进",
+            "follow_up_visit": "需上门跟进",
+            "failed": "未能完成",
+        }[self.value]
 
 
 class RatingChannel(StrEnum):
@@ -711,6 +740,30 @@ class VisitRecorded(Payload, frozen=True, tag="visit_recorded"):
     note: Text = ""
 
 
+class VideoRequested(Payload, frozen=True, tag="video_requested"):
+    """The village agent calls the township for a video session on the case (视频办)."""
+
+    call_id: Short
+    note: Text = ""
+
+
+class VideoStarted(Payload, frozen=True, tag="video_started"):
+    """A staff member accepted the call; the session is on. No media is recorded."""
+
+    call_id: Short
+    staff: Short
+    staff_name: Short = ""
+
+
+class VideoEnded(Payload, frozen=True, tag="video_ended"):
+    """The session is over: how long it lasted (seconds) and what it came to."""
+
+    call_id: Short
+    duration_s: Annotated[int, msgspec.Meta(ge=0)]
+    outcome: VideoOutcome
+    note: Text = ""
+
+
 class Completed(Payload, frozen=True, tag="completed"):
     """办结: the result and how it reaches the citizen."""
 
@@ -784,6 +837,9 @@ EventPayload = (
     | VisitScheduled
     | VisitCancelled
     | VisitRecorded
+    | VideoRequested
+    | VideoStarted
+    | VideoEnded
     | Completed
     | Refused
     | Withdrawn

@@ -23,11 +23,17 @@ suspension and overdue commitments.
     any open     transferred           transferred (continues as a new linked case)
     draft, open  withdrawn             withdrawn
 
-Other events (received again, assigned, escalated, materials, visits, delivered, rated,
-follow-ups) record facts without moving the status, in the statuses ``ALLOWED`` lists. An event
-that is not allowed where it falls in the order is kept, listed in ``conflicts`` with a Chinese
-explanation, and changes nothing; a later ``conflict_resolved`` event clears it. Documents that
-cannot be read are listed there too. Nothing is dropped.
+Other events (received again, assigned, escalated, materials, visits, video sessions, delivered,
+rated, follow-ups) record facts without moving the status, in the statuses ``ALLOWED`` lists. An
+event that is not allowed where it falls in the order is kept, listed in ``conflicts`` with a
+Chinese explanation, and changes nothing; a later ``conflict_resolved`` event clears it.
+Documents that cannot be read are listed there too. Nothing is dropped.
+
+Video sessions (视频办) leave the status alone: a session is a way of serving the case, and
+staff still accept, complete or hand it to agency or a visit by their own events. The kiosk's
+``video_requested`` may reach the township after the node's ``video_started``/``video_ended``
+(or sort after them when the kiosk's clock runs ahead), so a session is keyed by its call id and
+a late ``video_requested`` fills in the request without moving the session back.
 """
 
 from __future__ import annotations
@@ -69,6 +75,10 @@ from core.cases import (
     Suspended,
     SuspendReason,
     Transferred,
+    VideoEnded,
+    VideoOutcome,
+    VideoRequested,
+    VideoStarted,
     VisitCancelled,
     VisitOutcome,
     VisitRecorded,
@@ -95,6 +105,8 @@ __all__ = [
     "Conflict",
     "VisitStatus",
     "Visit",
+    "VideoStatus",
+    "VideoSession",
     "RatingRecord",
     "Handover",
     "TimelineEntry",
@@ -167,6 +179,10 @@ ALLOWED: dict[EventKind, frozenset[CaseStatus]] = {
     K.VISIT_SCHEDULED: OPEN,
     K.VISIT_CANCELLED: _NOT_DRAFT,
     K.VISIT_RECORDED: OPEN | {S.COMPLETED, S.REFUSED},
+    K.VIDEO_REQUESTED: OPEN,
+    # A session that took place is recorded whatever the case did meanwhile.
+    K.VIDEO_STARTED: _NOT_DRAFT,
+    K.VIDEO_ENDED: _NOT_DRAFT,
     K.COMPLETED: frozenset({S.ACCEPTED}),
     K.REFUSED: frozenset({S.SUBMITTED, S.RECEIVED, S.ACCEPTED}),
     K.WITHDRAWN: OPEN | {S.DRAFT},
@@ -237,6 +253,33 @@ class Visit(msgspec.Struct, frozen=True, kw_only=True):
     staff_name: str = ""
 
 
+class VideoStatus(StrEnum):
+    """Where a video session stands."""
+
+    REQUESTED = "requested"
+    IN_CALL = "in_call"
+    ENDED = "ended"
+
+    @property
+    def label(self) -> str:
+        """Chinese name."""
+        return {"requested": "已呼叫", "in_call": "通话中", "ended": "已结束"}[self.value]
+
+
+class VideoSession(msgspec.Struct, frozen=True, kw_only=True):
+    """One video session of the case (a call from the kiosk answered at the township)."""
+
+    call_id: str
+    status: VideoStatus
+    requested_at: datetime | None = None
+    started_at: datetime | None = None
+    staff: str = ""
+    staff_name: str = ""
+    duration_s: int | None = None
+    outcome: VideoOutcome | None = None
+    note: str = ""
+
+
 class RatingRecord(msgspec.Struct, frozen=True, kw_only=True):
     """One rating the case received."""
 
@@ -304,6 +347,7 @@ class CaseState(msgspec.Struct, frozen=True, kw_only=True):
     materials: tuple[MaterialState, ...] = ()
     overdue_commitments: tuple[str, ...] = ()
     visits: tuple[Visit, ...] = ()
+    video_sessions: tuple[VideoSession, ...] = ()
     handovers: tuple[Handover, ...] = ()
     ratings: tuple[RatingRecord, ...] = ()
     follow_up_open: bool = False
@@ -370,6 +414,7 @@ class _Folder:
         self.withdrawn_on: date | None = None
         self.materials: dict[str, MaterialState] = {m.key: m for m in case.materials}
         self.visits: dict[str, Visit] = {}
+        self.video: dict[str, VideoSession] = {}
         self.handovers: list[Handover] = []
         self.ratings: list[RatingRecord] = []
         self.follow_up_open = False
@@ -500,6 +545,8 @@ class _Folder:
             self.suspended_since = self.suspend_reason = None
         elif isinstance(p, VisitRequested | VisitScheduled | VisitCancelled | VisitRecorded):
             self.on_visit(p)
+        elif isinstance(p, VideoRequested | VideoStarted | VideoEnded):
+            self.on_video(p, event.wall_time)
         elif isinstance(p, Completed):
             self.status = S.COMPLETED
             self.completed_on, self.result, self.delivery = day, p.result, p.delivery
@@ -616,6 +663,37 @@ class _Folder:
         }[p.outcome]
         self.visits[p.visit_id] = msgspec.structs.replace(visit, status=outcome)
 
+    def on_video(self, p: VideoRequested | VideoStarted | VideoEnded, moment: datetime) -> None:
+        session = self.video.get(p.call_id)
+        if isinstance(p, VideoRequested):
+            if session is not None and session.requested_at is not None:
+                raise _Refusal(f"视频呼叫 {p.call_id} 已有记录", "The call was already requested")
+            if session is None:
+                session = VideoSession(call_id=p.call_id, status=VideoStatus.REQUESTED)
+            self.video[p.call_id] = msgspec.structs.replace(session, requested_at=moment)
+            return
+        if session is not None and session.status is VideoStatus.ENDED:
+            raise _Refusal(f"视频通话 {p.call_id} 已结束", "The video session has ended")
+        session = session or VideoSession(call_id=p.call_id, status=VideoStatus.REQUESTED)
+        if isinstance(p, VideoStarted):
+            if session.status is VideoStatus.IN_CALL:
+                raise _Refusal(f"视频通话 {p.call_id} 已接通", "The video session already started")
+            self.video[p.call_id] = msgspec.structs.replace(
+                session,
+                status=VideoStatus.IN_CALL,
+                started_at=moment,
+                staff=p.staff,
+                staff_name=p.staff_name,
+            )
+            return
+        self.video[p.call_id] = msgspec.structs.replace(
+            session,
+            status=VideoStatus.ENDED,
+            duration_s=p.duration_s,
+            outcome=p.outcome,
+            note=p.note,
+        )
+
     def on_follow_up(self, p: FollowUp) -> None:
         if not self.follow_up_open:
             raise _Refusal("本件没有待回访的差评", "There is no open bad rating to follow up")
@@ -720,6 +798,7 @@ class _Folder:
             materials=tuple(self.materials[m.key] for m in self.case.materials),
             overdue_commitments=overdue,
             visits=tuple(sorted(self.visits.values(), key=lambda v: v.visit_id)),
+            video_sessions=tuple(self.video.values()),
             handovers=tuple(self.handovers),
             ratings=tuple(self.ratings),
             follow_up_open=self.follow_up_open,

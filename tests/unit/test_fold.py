@@ -44,6 +44,10 @@ from core.cases import (
     Suspended,
     SuspendReason,
     Transferred,
+    VideoEnded,
+    VideoOutcome,
+    VideoRequested,
+    VideoStarted,
     VisitCancelled,
     VisitOutcome,
     VisitRecorded,
@@ -59,7 +63,15 @@ from core.cases import (
 from core.catalogue import CaseType, CatalogueItem, HandlingLevel, Kind, Material, Mode
 from core.clock import DAY_MS, HlcClock
 from core.errors import InvalidInput
-from core.fold import CaseState, CaseStatus, Effect, VisitStatus, allowed_kinds, fold
+from core.fold import (
+    CaseState,
+    CaseStatus,
+    Effect,
+    VideoStatus,
+    VisitStatus,
+    allowed_kinds,
+    fold,
+)
 
 VILLAGE = "500109102001"
 TOWNSHIP = "500109102000"
@@ -583,6 +595,65 @@ def test_home_visits() -> None:
     assert state.conflicts[1].message == "没有上门服务 v9 的记录"
 
 
+def test_video_sessions_are_listed_and_leave_the_status_alone() -> None:
+    h, t = accepted_history()
+    k = kiosk()
+    k.counter = 40
+    h.add(k, VideoRequested(call_id="c1"), at(WED, 9))
+    state = h.fold()
+    (session,) = state.video_sessions
+    assert (session.status, session.requested_at) == (VideoStatus.REQUESTED, at(WED, 9))
+    h.add(t, VideoStarted(call_id="c1", staff="s1", staff_name="李"), at(WED, 9, 1))
+    assert h.fold().video_sessions[0].status is VideoStatus.IN_CALL
+    h.add(
+        t,
+        VideoEnded(call_id="c1", duration_s=300, outcome=VideoOutcome.FOLLOW_UP_VISIT, note="n"),
+        at(WED, 9, 6),
+    )
+    again = h.add(t, VideoStarted(call_id="c1", staff="s1"), at(WED, 10))
+    twice = h.add(k, VideoRequested(call_id="c1"), at(WED, 11))
+    state = h.fold()
+    (session,) = state.video_sessions
+    assert session.status is VideoStatus.ENDED
+    assert (session.staff, session.duration_s, session.outcome, session.note) == (
+        "s1",
+        300,
+        VideoOutcome.FOLLOW_UP_VISIT,
+        "n",
+    )
+    assert state.status is CaseStatus.ACCEPTED
+    assert [c.event_id for c in state.conflicts] == [again.id, twice.id]
+    assert VideoOutcome.FAILED.label == "未能完成"
+    assert EventKind.VIDEO_ENDED.label == "视频结束"
+
+
+def test_a_late_video_request_fills_in_without_moving_the_session_back() -> None:
+    h, t = accepted_history()
+    fast = Writer(KIOSK, "agent01", skew_ms=3_600_000)  # the kiosk's clock an hour ahead
+    fast.counter = 40
+    saw = list(h.events)
+    h.add(t, VideoStarted(call_id="c2", staff="s1"), at(WED, 9, 1), saw=saw)
+    h.add(
+        t,
+        VideoEnded(call_id="c2", duration_s=60, outcome=VideoOutcome.SERVED),
+        at(WED, 9, 2),
+        saw=saw,
+    )
+    h.add(fast, VideoRequested(call_id="c2"), at(WED, 9), saw=saw)
+    state = h.fold()
+    (session,) = state.video_sessions
+    assert session.status is VideoStatus.ENDED and session.requested_at is not None
+    assert state.conflicts == ()
+
+
+def test_video_request_needs_an_open_case_but_its_record_does_not() -> None:
+    h = History(kiosk(), at(MON))
+    early = h.add(kiosk(), VideoRequested(call_id="c3"), at(MON, 11))
+    assert [c.event_id for c in h.fold().conflicts] == [early.id]
+    assert EventKind.VIDEO_REQUESTED not in allowed_kinds(CaseStatus.COMPLETED)
+    assert EventKind.VIDEO_ENDED in allowed_kinds(CaseStatus.COMPLETED)
+
+
 def test_bad_rating_opens_a_follow_up_until_closed() -> None:
     h, t = accepted_history()
     k = kiosk()
@@ -673,6 +744,9 @@ _POOL = [
     (1, lambda d: VisitRequested(visit_id="v1", day=d, period="am")),
     (1, lambda d: VisitScheduled(visit_id="v1", day=d, period="pm", staff="s1")),
     (1, lambda d: VisitRecorded(visit_id="v1", outcome=VisitOutcome.DONE)),
+    (1, lambda d: VideoRequested(call_id="c1")),
+    (1, lambda d: VideoStarted(call_id="c1", staff="s1")),
+    (1, lambda d: VideoEnded(call_id="c1", duration_s=30, outcome=VideoOutcome.SERVED)),
 ]
 
 
