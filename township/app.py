@@ -29,6 +29,7 @@ from sync.writer import EventWriter
 from township.arrivals import receive_new_cases
 from township.read_model import district_rules, project_township
 from township.settings import TownshipSettings
+from township.video import VideoDesk
 from township.visits import confirm_requested_visits
 from township.web import (
     bookings_api,
@@ -38,6 +39,7 @@ from township.web import (
     follow_ups,
     inbox,
     supervision,
+    video,
     visits,
 )
 from township.web import intake as counter
@@ -136,6 +138,7 @@ def create_app(settings: TownshipSettings) -> Litestar:
             *supervision.ROUTES,
             *follow_ups.ROUTES,
             *bookings_api.ROUTES,
+            *video.ROUTES,
             create_static_files_router(
                 path="/static", directories=[HERE / "static"], include_in_schema=False
             ),
@@ -148,6 +151,7 @@ def create_app(settings: TownshipSettings) -> Litestar:
                 "couch": couch,
                 "writer": EventWriter(sessions, settings.code),
                 "enrolment": enrolment.KioskEnrolment(settings),
+                "video": VideoDesk(settings),
             }
         ),
         middleware=[session_config.middleware],

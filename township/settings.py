@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from core.hierarchy import Level, level_of
@@ -46,6 +48,11 @@ class TownshipSettings:
     """Seconds without a request before a console session ends."""
     project_every: float = 3.0
     """Seconds between catching the read model up with the township database (0: never)."""
+    video_token_ttl: float = 120.0
+    """Seconds a video call token admits its side to the call's WebSocket."""
+    ice_servers: tuple[dict[str, Any], ...] = ()
+    """STUN/TURN servers for video calls, as RTCPeerConnection ``iceServers`` (none on one LAN),
+    e.g. ``({"urls": "turn:turn.example:3478", "username": "u", "credential": "p"},)``."""
     debug: bool = False
 
     @property
@@ -68,7 +75,8 @@ class TownshipSettings:
 
 def settings_from_env(code: str, couchdb_url: str | None = None) -> TownshipSettings:
     """Build settings from ``COUCHDB_URL``, ``TOWNSHIP_DATABASE_URL``,
-    ``TOWNSHIP_PUBLIC_COUCH_URL``, ``SANJI_SECRET_KEY``, ``SANJI_VAR`` and ``SANJI_DEBUG``."""
+    ``TOWNSHIP_PUBLIC_COUCH_URL``, ``SANJI_SECRET_KEY``, ``SANJI_VAR``, ``SANJI_DEBUG`` and
+    ``SANJI_ICE_SERVERS`` (a JSON list of RTCPeerConnection ``iceServers``)."""
     var = Path(os.environ.get("SANJI_VAR", REPO_ROOT / "var"))
     var.mkdir(parents=True, exist_ok=True)
     code = code.strip()
@@ -80,6 +88,7 @@ def settings_from_env(code: str, couchdb_url: str | None = None) -> TownshipSett
         or f"sqlite:///{var / f'township-{code}.sqlite'}",
         public_couch_url=os.environ.get("TOWNSHIP_PUBLIC_COUCH_URL", ""),
         secret_key=bytes.fromhex(key) if key else _stable_dev_key(var, code),
+        ice_servers=tuple(json.loads(os.environ.get("SANJI_ICE_SERVERS") or "[]")),
         debug=os.environ.get("SANJI_DEBUG") == "1",
     )
 

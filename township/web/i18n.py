@@ -317,6 +317,32 @@ EN: dict[str, str] = {
     "整改期限（第一步设定, 留空按默认）": "Deadline (first step; empty for the default)",
     "记录": "Record",
     # --- end of 差评 follow-ups
+    # --- video desk (视频办) ---
+    "视频办": "Video desk",
+    "可接听视频": "Available for video",
+    "暂不接听": "Go unavailable",
+    "暂不接听视频": "Not taking video calls",
+    "设为可接听": "Go available",
+    "在线接听人员": "Staff available",
+    "来电": "Incoming calls",
+    "视频办件": "Video cases",
+    "没有在办的视频办件。": "No open video case.",
+    "暂无来电。": "No incoming call.",
+    "接听": "Accept",
+    "回到通话": "Back to the call",
+    "视频通话": "Video call",
+    "等待接听": "Waiting",
+    "连接中": "Connecting",
+    "通话中": "In call",
+    "已结束": "Ended",
+    "失败": "Failed",
+    "结束通话并记录结果": "End the call and record the outcome",
+    "已办理": "Served",
+    "需帮代办跟进": "Follow-up by agency",
+    "需上门跟进": "Follow-up by a home visit",
+    "未能完成": "Failed",
+    "结束通话": "End call",
+    # --- end of the video desk
 }
 
 
