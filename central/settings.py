@@ -34,12 +34,17 @@ class Settings:
     """POSTs one client address may make to the public pages and Open311 per window."""
     public_post_window: float = 600.0
     """The rate-limit window in seconds (in memory, per process: ``central.web.ratelimit``)."""
+    kiosk_silent_hours: float = 24.0
+    """The kiosk fleet highlights a kiosk not heard from for longer than this."""
+    kiosk_skew_minutes: int = 15
+    """The kiosk fleet flags a kiosk whose clock is off the district's by more than this."""
     debug: bool = False
 
 
 def settings_from_env(couchdb_url: str | None = None) -> Settings:
     """Build settings from ``DATABASE_URL``, ``COUCHDB_URL``, ``SANJI_SECRET_KEY`` and the
-    booking rules ``SANJI_BOOKING_WINDOW_DAYS`` / ``SANJI_BOOKING_CUTOFF_MINUTES``."""
+    booking rules ``SANJI_BOOKING_WINDOW_DAYS`` / ``SANJI_BOOKING_CUTOFF_MINUTES`` and the kiosk
+    fleet's ``SANJI_KIOSK_SILENT_HOURS`` / ``SANJI_KIOSK_SKEW_MINUTES``."""
     var = Path(os.environ.get("SANJI_VAR", REPO_ROOT / "var"))
     var.mkdir(parents=True, exist_ok=True)
     key = os.environ.get("SANJI_SECRET_KEY")
@@ -49,6 +54,8 @@ def settings_from_env(couchdb_url: str | None = None) -> Settings:
         secret_key=bytes.fromhex(key) if key else _stable_dev_key(var),
         booking_window_days=int(os.environ.get("SANJI_BOOKING_WINDOW_DAYS", "14")),
         booking_cutoff_minutes=int(os.environ.get("SANJI_BOOKING_CUTOFF_MINUTES", "120")),
+        kiosk_silent_hours=float(os.environ.get("SANJI_KIOSK_SILENT_HOURS", "24")),
+        kiosk_skew_minutes=int(os.environ.get("SANJI_KIOSK_SKEW_MINUTES", "15")),
         debug=os.environ.get("SANJI_DEBUG") == "1",
     )
 

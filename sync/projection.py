@@ -24,7 +24,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 from sqlalchemy import delete, insert, select
@@ -62,7 +62,15 @@ from sync.readmodel import (
 )
 from sync.remote import RemoteDatabase
 
-__all__ = ["follow", "ProjectionResult", "project", "rebuild", "refold_all", "checkpoint_of"]
+__all__ = [
+    "follow",
+    "ProjectionExtension",
+    "ProjectionResult",
+    "project",
+    "rebuild",
+    "refold_all",
+    "checkpoint_of",
+]
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +90,35 @@ class ProjectionResult:
     last_seq: Seq | None = None
 
 
+class ProjectionExtension(Protocol):
+    """More tables a tier keeps beside the read model, written in the same transactions.
+
+    ``documents`` gets a page's changes rows that are not case documents (enrolments, kiosk
+    status, …); ``cases`` gets every case id just refolded and the cases that folded (a case
+    whose fold failed, or that has no case document, is in ``ids`` only), with the calendar and
+    the day they were folded for.
+    """
+
+    def documents(self, session: Session, rows: Sequence[Doc]) -> None:
+        """Project the page's other documents."""
+
+    def cases(
+        self,
+        session: Session,
+        ids: Sequence[str],
+        folded: Sequence[tuple[Case, CaseState]],
+        calendar: WorkCalendar,
+        today: date,
+    ) -> None:
+        """Replace what the extension keeps of the cases ``ids`` by what ``folded`` says."""
+
+
 @dataclass(frozen=True)
 class _Options:
     calendar: WorkCalendar
     today: date
     thresholds: SlaThresholds | None
+    extension: ProjectionExtension | None = None
 
 
 def _encode_seq(seq: Seq) -> str:
@@ -109,13 +141,14 @@ def project(
     batch: int = 500,
     *,
     thresholds: SlaThresholds | None = None,
+    extension: ProjectionExtension | None = None,
 ) -> ProjectionResult:
     """Project ``source``'s changes since the checkpoint, a page per transaction, until caught up.
 
     Pages another follower of the same source has projected meanwhile are skipped."""
     if batch < 1:
         raise ValueError("batch must be at least 1")
-    options = _Options(calendar, today, thresholds)
+    options = _Options(calendar, today, thresholds, extension)
     result = ProjectionResult()
     while True:
         # REPLICATION_PROTOCOL: read the checkpoint, then GET /{db}/_changes?since=…&limit=…
@@ -155,8 +188,10 @@ def rebuild(
     batch: int = 500,
     *,
     thresholds: SlaThresholds | None = None,
+    extension: ProjectionExtension | None = None,
 ) -> ProjectionResult:
-    """Drop the read model's rows and the checkpoint, and project the source again from 0."""
+    """Drop the read model's rows and the checkpoint, and project the source again from 0
+    (an ``extension`` clears its own tables first)."""
     with sessions.begin() as session:
         for table in (CaseRow, CaseEventDoc, CaseDoc, ProjectionError):
             session.execute(delete(table))
@@ -171,6 +206,7 @@ def rebuild(
         today,
         batch,
         thresholds=thresholds,
+        extension=extension,
     )
 
 
@@ -181,10 +217,11 @@ def refold_all(
     *,
     thresholds: SlaThresholds | None = None,
     batch: int = 500,
+    extension: ProjectionExtension | None = None,
 ) -> int:
     """Refold every case from the documents in SQL for ``today`` (run daily, or after the
     calendar or thresholds change); reads no CouchDB. Returns the cases projected."""
-    options = _Options(calendar, today, thresholds)
+    options = _Options(calendar, today, thresholds, extension)
     done, after = 0, ""
     while True:
         with sessions.begin() as session:
@@ -231,6 +268,7 @@ def _project_page(
     seqs: dict[str, str] = {}  # doc id → its seq, JSON
     touched: dict[str, str] = {}  # case id → seq of the last change that touched it
     errors: dict[str, tuple[str | None, str]] = {}  # doc id → (case id, message)
+    others: list[Doc] = []
     for row in rows:
         doc_id = row.get("id")
         if not isinstance(doc_id, str):
@@ -246,7 +284,8 @@ def _project_page(
             deleted = True
         doc_type = doc.get("type") if isinstance(doc, Mapping) and not deleted else None
         if prefix not in ("case", "case_event") and doc_type not in ("case", "case_event"):
-            continue  # not a case document: other projections' business
+            others.append(row)  # not a case document: other projections' business
+            continue
         seq = _encode_seq(row["seq"])
         seqs[doc_id] = seq
         of_case, problem = _owner(doc_id, prefix)
@@ -303,6 +342,8 @@ def _project_page(
         result.errors += 1
     if touched:
         _refold(session, touched, options, result)
+    if others and options.extension is not None:
+        options.extension.documents(session, others)
 
 
 def _fetch(source: Database, doc_id: str) -> Doc | None:
@@ -397,6 +438,7 @@ def _refold(
         )
     )
     rows: list[dict[str, Any]] = []
+    folded: list[tuple[Case, CaseState]] = []
     for case_id in ids:
         found = docs.get(case_id)
         if found is None:
@@ -407,6 +449,7 @@ def _refold(
             case = case_from_doc(doc)
             state = fold(case, events[case_id], options.calendar, options.today)
             rows.append(_case_row(case, state, seq, options))
+            folded.append((case, state))
         except Exception as exc:  # one poisoned case must not stop the follower
             if isinstance(exc, InvalidInput):
                 message = "; ".join(e.message_en or e.message for e in exc.errors)
@@ -418,6 +461,8 @@ def _refold(
             result.errors += 1
     if rows:
         session.execute(insert(CaseRow), rows)
+    if options.extension is not None:
+        options.extension.cases(session, ids, folded, options.calendar, options.today)
     result.cases_projected += len(rows)
     return len(rows)
 
@@ -492,6 +537,7 @@ def follow(
     sessions: sessionmaker[Session],
     rules: Callable[[], tuple[WorkCalendar, SlaThresholds]],
     setup_hint: str,
+    extension: ProjectionExtension | None = None,
 ) -> ProjectionResult | None:
     """Catch the read model up with ``database`` on a CouchDB server; None while it cannot be
     read (not set up yet: ``setup_hint`` is logged; unreachable: a warning). ``rules`` gives the
@@ -505,6 +551,7 @@ def follow(
             calendar,
             local_date(datetime.now(UTC)),
             thresholds=thresholds,
+            extension=extension,
         )
     except DocNotFound:
         log.info("no `%s` database yet (%s)", database, setup_hint)

@@ -36,6 +36,9 @@ __all__ = [
     "Booking",
     "Notification",
     "BookingRating",
+    "FleetEnrolment",
+    "FleetStatus",
+    "CaseSupervision",
 ]
 
 NAMING = {
@@ -268,3 +271,68 @@ class BookingRating(Base):
     comment: Mapped[str] = mapped_column(String(200), default="")
     event_id: Mapped[str] = mapped_column(String(120))
     rated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# --- the district read model's supervision tables (kept by central.services.district_model) --
+
+
+class FleetEnrolment(Base):
+    """An ``enrolment`` document as it reached the `district` database: a kiosk PC is live."""
+
+    __tablename__ = "fleet_enrolments"
+    registration: Mapped[str] = mapped_column(String(40), primary_key=True)
+    doc_id: Mapped[str] = mapped_column(String(120))
+    village: Mapped[str] = mapped_column(String(12), index=True)
+    township: Mapped[str] = mapped_column(String(12), index=True)
+    instance: Mapped[str] = mapped_column(String(80))
+    enrolled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class FleetStatus(Base):
+    """A ``kiosk_status:<village>:<instance>`` document as it reached the `district` database.
+
+    ``seen_at`` is the district's own time when its projection first read this revision;
+    ``skew_seconds`` is the kiosk's ``clock`` minus ``seen_at`` (see ``central.services.fleet``).
+    """
+
+    __tablename__ = "fleet_statuses"
+    doc_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    rev: Mapped[str] = mapped_column(String(100))
+    village: Mapped[str] = mapped_column(String(12), index=True)
+    township: Mapped[str] = mapped_column(String(12), index=True)
+    instance: Mapped[str] = mapped_column(String(80))
+    registration: Mapped[str] = mapped_column(String(40), index=True)
+    online: Mapped[bool | None] = mapped_column(Boolean)
+    last_success: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_attempt: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    error_kind: Mapped[str] = mapped_column(String(20), default="")
+    waiting: Mapped[int] = mapped_column(Integer, default=0)
+    refused: Mapped[int] = mapped_column(Integer, default=0)
+    catalogue_version: Mapped[int | None] = mapped_column(Integer)
+    clock: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    app_version: Mapped[str] = mapped_column(String(40), default="")
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    skew_seconds: Mapped[int | None] = mapped_column(Integer)
+
+
+class CaseSupervision(Base):
+    """What supervision needs of a case beyond its ``cases`` row (same ``case_id``)."""
+
+    __tablename__ = "case_supervision"
+    case_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    township: Mapped[str] = mapped_column(String(12), index=True)
+    item_code: Mapped[str] = mapped_column(String(40), index=True)
+    promised_days: Mapped[int] = mapped_column(Integer)
+    """The promised limit the case was opened under (working days)."""
+    days_taken: Mapped[int | None] = mapped_column(Integer)
+    """Working days from acceptance to completion, suspensions excluded; None if not completed."""
+    completed_on: Mapped[date | None] = mapped_column(Date, index=True)
+    rating_level: Mapped[int | None] = mapped_column(Integer)
+    """The latest rating (1-5), None if unrated."""
+    bad_rating: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Any 差评 (level 1 or 2)."""
+    follow_up: Mapped[str] = mapped_column(String(8), default="")
+    """``open`` or ``closed`` once a 差评 asked for a follow-up; empty otherwise."""
+    follow_up_deadline: Mapped[date | None] = mapped_column(Date)
+    transferred_to: Mapped[str | None] = mapped_column(String(12))
