@@ -34,7 +34,7 @@ from village_node.i18n import EN, language, local_time
 from village_node.i18n import install as install_i18n
 from village_node.settings import Settings
 from village_node.syncing import SyncState, background_sync
-from village_node.web import cases, intake
+from village_node.web import cases, intake, video
 from village_node.web.common import (
     Kiosk,
     LoginRequired,
@@ -399,6 +399,7 @@ def create_app(settings: Settings) -> Litestar:
             forget_refused,
             *intake.ROUTES,
             *cases.ROUTES,
+            *video.ROUTES,
             create_static_files_router(
                 path="/static", directories=[HERE / "static"], include_in_schema=False
             ),

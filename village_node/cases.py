@@ -52,6 +52,7 @@ from core.cases import (
     Resubmitted,
     Returned,
     Submitted,
+    VideoRequested,
     VisitRequested,
     case_from_doc,
     case_to_doc,
@@ -107,6 +108,7 @@ __all__ = [
     "RATEABLE",
     "case_actions",
     "completion_refusal",
+    "video_refusal",
     "kiosk_rating",
     "notice_lines",
     "resubmission_keys",
@@ -119,6 +121,8 @@ LIST_PAGE = 200
 VISIT_REQUEST_AHEAD = timedelta(days=30)
 """How far ahead a kiosk may ask for a home visit."""
 ACTIVE_VISITS = frozenset({VisitStatus.REQUESTED, VisitStatus.SCHEDULED})
+VISIT_MODES = frozenset({Mode.DOOR_TO_DOOR, Mode.VIDEO})
+"""Cases a home visit may be asked for: door-to-door ones, and video ones as the fallback."""
 REMEMBERED_KEYS = 500
 """How many intake keys ``_local/kiosk`` remembers (a form posted twice saves one case)."""
 NEWEST_OF_VILLAGE = text(
@@ -661,8 +665,8 @@ class CaseDesk:
                     f"本件已有上门安排 ({v.day} {PERIODS.get(v.period, v.period)}, "
                     f"{v.status.label}); 改期请联系镇街"
                 )
-            if state.mode is not Mode.DOOR_TO_DOOR or state.status not in OPEN:
-                raise KioskError("只有在办的上门办件才能申请上门")
+            if state.mode not in VISIT_MODES or state.status not in OPEN:
+                raise KioskError("只有在办的上门办件 (或改为上门的视频办件) 才能申请上门")
             payload = VisitRequested(
                 visit_id=f"v-{origin.instance}-{numbering.counter + 1}",
                 day=wanted,
@@ -676,6 +680,26 @@ class CaseDesk:
             f"已申请 {wanted} {PERIODS[wanted_period]} 上门; 同步后由镇街确认, 时间显示在本页。",
             _ids(events),
         )
+
+    def request_video(
+        self, case_id: str, enrolment: Enrolment, *, call_id: str, author: str
+    ) -> Action:
+        """Record that the agent called the township for a video session on this village's
+        open video case (``video_requested``, with the call id the township gave)."""
+        now = datetime.now(CHINA_TIME)
+        origin = Origin(enrolment.village, enrolment.instance)
+        with self._numbering(origin) as numbering:
+            case, state = self._current(case_id, enrolment.village, local_date(now))
+            if any(s.call_id == call_id for s in state.video_sessions):
+                return Action("这次视频呼叫已记录过, 未重复保存")
+            refusal = video_refusal(case, state, enrolment.village)
+            if refusal:
+                raise KioskError(refusal)
+            payload = VideoRequested(call_id=call_id)
+            events = self._events(numbering, case, state, [payload], now, author)
+            numbering.write([event_to_doc(e) for e in events])
+        self.catch_up()
+        return Action("已呼叫镇街视频办, 请等待工作人员接听", _ids(events))
 
     def rate(
         self,
@@ -790,7 +814,10 @@ class CaseActions:
     rating: RatingRecord | None
     """The rating already given at a kiosk, if any."""
     visit: bool = False
-    """A home visit may be asked for (an open door-to-door case without one asked or booked)."""
+    """A home visit may be asked for (an open door-to-door case without one asked or booked,
+    or a video case whose call fell through: 上门办 is its fallback)."""
+    video: bool = False
+    """The township may be called for a video session (an open video case)."""
 
 
 def _ids(events: Iterable[CaseEvent]) -> tuple[str, ...]:
@@ -816,6 +843,17 @@ def completion_refusal(case: Case, state: CaseState, village: str) -> str:
         return "本件由镇街或区里办理, 不能在本机办结; 请等待镇街的办理结果"
     if state.status not in (CaseStatus.SUBMITTED, CaseStatus.RECEIVED, CaseStatus.ACCEPTED):
         return f"本件当前为“{state.status.label}”, 不能办结"
+    return ""
+
+
+def video_refusal(case: Case, state: CaseState, village: str) -> str:
+    """Why the kiosk of ``village`` cannot call the township on this case ("" if it can)."""
+    if case.village != village:
+        return "这不是本村的办件, 不能在本机呼叫视频办"
+    if state.mode is not Mode.VIDEO:
+        return f"本件的办理方式是“{state.mode.label}”, 只有视频办的办件才能呼叫镇街"
+    if state.status not in OPEN:
+        return f"本件当前为“{state.status.label}”, 不能再呼叫视频办"
     return ""
 
 
@@ -848,10 +886,11 @@ def case_actions(case: Case, state: CaseState, village: str) -> CaseActions:
         rating=rating,
         visit=(
             case.village == village
-            and state.mode is Mode.DOOR_TO_DOOR
+            and state.mode in VISIT_MODES
             and state.status in OPEN
             and not any(v.status in ACTIVE_VISITS for v in state.visits)
         ),
+        video=not video_refusal(case, state, village),
     )
 
 

@@ -33,6 +33,8 @@ class Settings:
     couch_timeout: float = 30.0
     """Socket timeout of every request to the township (a half-open link must not hang us)."""
     enrol_timeout: float = 20.0
+    video_answer_timeout: float = 60.0
+    """Seconds a video call waits for township staff to answer before offering the fallback."""
     debug: bool = False
 
     @property
@@ -87,6 +89,9 @@ def settings_from_env(data: str | Path | None = None, **overrides: object) -> Se
     interval = os.environ.get("SANJI_KIOSK_SYNC_INTERVAL")
     if interval:
         values["sync_interval"] = float(interval)
+    timeout = os.environ.get("SANJI_KIOSK_VIDEO_TIMEOUT")
+    if timeout:
+        values["video_answer_timeout"] = float(timeout)
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Settings(**values)  # type: ignore[arg-type]
 
