@@ -1,0 +1,125 @@
+"""Per-township figures and the ranking (issue 8 items 2-3) against a hand-computed fixture of
+cases across two townships, with a provisional 2027 due date and a case transferred between the
+townships, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from central.services.dashboard import Period, ranking, township_figures
+from central.services.district_model import DistrictExtension
+from core.cases import (
+    Accepted,
+    Case,
+    Completed,
+    Delivery,
+    MissingMaterial,
+    Rated,
+    RatingChannel,
+    Resubmitted,
+    Returned,
+    Submitted,
+    Transferred,
+    new_case,
+)
+from core.catalogue import CatalogueItem, Mode
+from sync.memory import MemoryDatabase
+from sync.projection import project
+from tests.integration.test_projection import CAL, QUICK, SLOW, TOWNSHIP, World, Writer, at, person
+
+OTHER_TOWNSHIP = "500109001000"
+TODAY = date(2026, 12, 31)
+DECEMBER = Period(date(2026, 12, 1), date(2026, 12, 31))
+
+
+class CentreWriter(Writer):
+    """A township centre writing its own counter cases."""
+
+    def case(self, moment: datetime, applicant: Any, **options: Any) -> Case:  # type: ignore[override]
+        of: CatalogueItem = options.get("of", SLOW)
+        counter, hlc = self._next(moment)
+        return new_case(
+            origin=self.origin, counter=counter, hlc=hlc, wall_time=moment,
+            author=f"staff.{self.origin.instance}", village=None, township=self.origin.unit,
+            item=of, catalogue_version=1, applicant=applicant,
+            mode=options.get("mode", Mode.WINDOW), handling_unit=self.origin.unit,
+            linked_case=options.get("linked_case"),
+        )  # fmt: skip
+
+
+def _fixture() -> MemoryDatabase:
+    db = MemoryDatabase()
+    a = World(db, centre=CentreWriter(TOWNSHIP, "jg0001"))
+    b = World(db, centre=CentreWriter(OTHER_TOWNSHIP, "ts0001"))
+    ann = person("张三", "50010919500101001", "13800000001")
+    # a1: accepted Mon Dec 7, due Dec 10, completed Dec 10 on time (3 days); 差评 never followed
+    # up: its default deadline (Dec 24) has passed → a late follow-up.
+    a.open("a1", at("2026-12-07", 9), ann, of=QUICK, village=None, mode=Mode.WINDOW)
+    a.act("a1", Submitted(), at("2026-12-07", 10))
+    a.act("a1", Accepted(), at("2026-12-07", 11))
+    a.act("a1", Completed(result="已办结", delivery=Delivery.WINDOW), at("2026-12-10"))
+    a.act("a1", Rated(level=1, channel=RatingChannel.TOWNSHIP), at("2026-12-10", 15))
+    # a2: agency (no trip), accepted Dec 14 with 15 days → due Tue Jan 5 2027, provisional (no
+    # 2027 arrangement yet); 13 of 15 days gone on Dec 31 → yellow.
+    a.open("a2", at("2026-12-14", 9), ann, of=SLOW, village=None, mode=Mode.AGENCY)
+    a.act("a2", Submitted(), at("2026-12-14", 10))
+    a.act("a2", Accepted(), at("2026-12-14", 11))
+    # a3: door-to-door (no trip), returned once, accepted Dec 2 → due Dec 7 → red on Dec 31.
+    a.open("a3", at("2026-12-01", 9), ann, of=QUICK, village=None, mode=Mode.DOOR_TO_DOOR)
+    a.act("a3", Submitted(), at("2026-12-01", 10))
+    a.act("a3", Returned(missing=(MissingMaterial(name="户口簿"),)), at("2026-12-01", 11))
+    a.act("a3", Resubmitted(), at("2026-12-02", 10))
+    a.act("a3", Accepted(), at("2026-12-02", 11))
+    # a4 → b2: opened at the wrong township, transferred; counts once, at the new one.
+    a.open("a4", at("2026-12-08", 9), ann, of=SLOW, village=None, mode=Mode.AGENCY)
+    a.act("a4", Submitted(), at("2026-12-08", 10))
+    b.open("b2", at("2026-12-09", 9), ann, of=SLOW, village=None, mode=Mode.AGENCY,
+           linked_case=a.cases["a4"].id)  # fmt: skip
+    a.act("a4", Transferred(to_township=OTHER_TOWNSHIP, new_case_id=b.cases["b2"].id),
+          at("2026-12-09", 8))  # fmt: skip
+    b.act("b2", Submitted(), at("2026-12-09", 10))
+    # b1: accepted Wed Dec 9, due Mon Dec 14, completed Tue Dec 15: late, 4 days; rated 5.
+    b.open("b1", at("2026-12-09", 9), ann, of=QUICK, village=None, mode=Mode.WINDOW)
+    b.act("b1", Submitted(), at("2026-12-09", 10))
+    b.act("b1", Accepted(), at("2026-12-09", 11))
+    b.act("b1", Completed(result="已办结", delivery=Delivery.WINDOW), at("2026-12-15"))
+    b.act("b1", Rated(level=5, channel=RatingChannel.TOWNSHIP), at("2026-12-15", 15))
+    # Opened in November: outside the period.
+    b.open("old", at("2026-11-20", 9), ann, of=QUICK, village=None, mode=Mode.WINDOW)
+    return db
+
+
+def test_township_figures_and_ranking(sessions: sessionmaker[Session]) -> None:
+    project(_fixture(), sessions, "district", CAL, TODAY, extension=DistrictExtension())
+    with sessions() as session:
+        figures = {f.township: f for f in township_figures(session, DECEMBER, TODAY)}
+    assert set(figures) == {TOWNSHIP, OTHER_TOWNSHIP}
+    a, b = figures[TOWNSHIP], figures[OTHER_TOWNSHIP]
+    assert (a.cases, a.green, a.yellow, a.red) == (3, 0, 1, 1)
+    assert (a.completed, a.completed_late, a.overdue) == (1, 0, 1)
+    assert (a.nearby, a.no_trip, a.returns, a.provisional) == (3, 2, 1, 1)
+    assert (a.average_days, a.average_promised) == (3.0, 3.0)
+    assert (a.rated, a.bad, a.follow_up_open, a.follow_up_late, a.follow_up_closed) == (
+        1, 1, 1, 1, 0)  # fmt: skip
+    assert (b.cases, b.green, b.yellow, b.red) == (2, 0, 0, 0)
+    assert (b.completed, b.completed_late, b.overdue) == (1, 1, 1)
+    assert (b.nearby, b.no_trip, b.returns, b.provisional) == (2, 1, 0, 0)
+    assert (b.average_days, b.average_promised) == (4.0, 3.0)
+    assert (b.rated, b.bad, b.follow_up_open) == (1, 0, 0)
+    assert (a.bad_rate, b.bad_rate) == (1.0, 0.0)
+    assert (a.overdue_rate, b.overdue_rate) == (1 / 3, 0.5)
+    assert (a.returns_per_case, b.returns_per_case) == (1 / 3, 0.0)
+    order = {by: [f.township for f in ranking(list(figures.values()), by)] for by in
+             ("bad_rate", "overdue_rate", "returns_per_case")}  # fmt: skip
+    assert order == {
+        "bad_rate": [TOWNSHIP, OTHER_TOWNSHIP],
+        "overdue_rate": [OTHER_TOWNSHIP, TOWNSHIP],
+        "returns_per_case": [TOWNSHIP, OTHER_TOWNSHIP],
+    }
+    # The period bounds are district (China Standard Time) days.
+    with sessions() as session:
+        nov = township_figures(session, Period(date(2026, 11, 1), date(2026, 11, 30)), TODAY)
+        assert [(f.township, f.cases) for f in nov] == [(OTHER_TOWNSHIP, 1)]
