@@ -590,6 +590,13 @@ RATING_LABELS: dict[int, str] = {
 """The five levels of 好差评."""
 
 
+FOLLOW_UP_WORKING_DAYS = 10
+"""Working days from a 差评 to the end of its follow-up, unless staff set another deadline at
+the first step: the n-th working day of the district calendar after the day of the rating.
+DOMAIN.md ("Rating") says local rules fix 5–15 working days (⚠ not checked against a source);
+10 is the middle of that range: our default, not law (not yet a district setting)."""
+
+
 def is_bad_rating(level: int) -> bool:
     """True for 差评 (不满意 and 非常不满意), which must be followed up."""
     return level <= 2

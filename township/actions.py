@@ -29,6 +29,7 @@ from sqlalchemy import select
 
 from core.calendar import DueDate, WorkCalendar
 from core.cases import (
+    FOLLOW_UP_WORKING_DAYS,
     Accepted,
     Assigned,
     Case,
@@ -222,11 +223,6 @@ def offered_actions(case: Case, state: CaseState, unit: str) -> list[str]:
 
 # -- 差评 follow-ups ------------------------------------------------------------------------
 
-FOLLOW_UP_WORKING_DAYS = 10
-"""Working days from a 差评 to the end of its follow-up, unless staff set another deadline at
-the first step: the n-th working day of the district calendar after the day of the rating.
-DOMAIN.md ("Rating") says local rules fix 5–15 working days (⚠ not checked against a source);
-10 is the middle of that range: our default, not law (not yet a district setting)."""
 
 _NAMED_STEPS = (
     FollowUpStep.CALL_BACK, FollowUpStep.FIX, FollowUpStep.RE_RATED, FollowUpStep.CLOSED

@@ -20,21 +20,17 @@ from sqlalchemy.orm import Session
 
 from central.db.models import CaseSupervision, FleetEnrolment, FleetStatus
 from core.calendar import WorkCalendar
-from core.cases import Case
+from core.cases import FOLLOW_UP_WORKING_DAYS, Case
 from core.fold import CaseState
 from sync.database import Doc
 
 __all__ = [
     "DistrictExtension",
-    "FOLLOW_UP_WORKING_DAYS",
     "supervision_row",
 ]
 
 log = logging.getLogger(__name__)
 
-FOLLOW_UP_WORKING_DAYS = 10
-"""Working days from a 差评 to the end of its follow-up when staff set no deadline (the same
-default as the township console's, ``township.actions.FOLLOW_UP_WORKING_DAYS``)."""
 
 BAD_LEVELS = (1, 2)
 
