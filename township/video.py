@@ -72,6 +72,9 @@ PENDING = 64
 """Messages kept for a side that is not connected yet."""
 KEEP_ENDED = 600.0
 """Seconds an ended call is kept (its sides may still reconnect to learn the end)."""
+RING_LIMIT = 300.0
+"""Seconds a call may ring unanswered before the desk drops it (kiosks give up after their
+own answer timeout, 60 s by default)."""
 
 
 class CallState(StrEnum):
@@ -281,11 +284,19 @@ class VideoDesk:
             self.available.pop(staff, None)
 
     def _forget_old(self) -> None:
+        """Drop calls ended a while ago, and fail calls still ringing long after any kiosk
+        would have given up on them (a kiosk page closed without hanging up)."""
         now = time.time()
         with self._lock:
             for call_id, call in list(self.calls.items()):
                 if not call.open and call.ended is not None and now - call.ended > KEEP_ENDED:
                     del self.calls[call_id]
+            abandoned = [
+                c for c in self.calls.values()
+                if c.state is CallState.WAITING and now - c.created > RING_LIMIT
+            ]  # fmt: skip
+        for call in abandoned:
+            self.finish(call, failed=True)
 
     # -- signalling -----------------------------------------------------------------------
 

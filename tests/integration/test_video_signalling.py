@@ -19,7 +19,7 @@ from sync.couch import connect, save_document
 from sync.devserver import PouchServer
 from township.app import create_app
 from township.settings import TownshipSettings
-from township.video import Side, VideoDesk
+from township.video import RING_LIMIT, Side, VideoDesk
 
 T = "500109102000"
 A = "500109102001"  # a village of T
@@ -166,3 +166,13 @@ def test_a_kiosk_hanging_up_unanswered_fails_the_call(client: TestClient[Any]) -
         s.send_json({"type": "hangup"})
         assert s.receive_json()["state"] == "failed"
     assert _desk(client).waiting() == []
+
+
+def test_a_call_left_ringing_is_dropped_after_the_ring_limit(client: TestClient[Any]) -> None:
+    ticket = _call(client).json()
+    desk = _desk(client)
+    call = desk.get(ticket["call_id"])
+    assert [c.id for c in desk.waiting()] == [call.id]
+    call.created -= RING_LIMIT + 1  # the kiosk's page closed long ago without hanging up
+    assert desk.waiting() == []
+    assert call.state.value == "failed" and call.ended is not None
