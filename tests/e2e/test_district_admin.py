@@ -90,7 +90,7 @@ def test_disable_account_and_revoke_kiosk(page: Page, district: District) -> Non
     directory = district.couch()["directory"]
     assert directory["account:jg.v202"]["disabled"] is True
 
-    page.get_by_role("link", name="终端").click()
+    page.get_by_role("link", name="终端", exact=True).click()
     page.locator('select[name="village_code"]').select_option("500109110202")
     page.get_by_label("备注").fill("腊梅村便民服务站电脑")
     page.get_by_role("button", name="发放启用码").click()

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, expect
 
 from central.demo import demo_items
 from central.services.catalogue import initials
@@ -108,14 +108,13 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
 
 
 @pytest.fixture(scope="module")
-def media_browser() -> Iterator[Browser]:
+def media_browser(playwright: Playwright) -> Iterator[Browser]:
     """Chromium with a fake camera and microphone, WebRTC allowed over loopback."""
     args = [*CHROMIUM_ARGS, "--allow-loopback-in-peer-connection",
             "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]  # fmt: skip
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
-        yield browser
-        browser.close()
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
+    yield browser
+    browser.close()
 
 
 def _page(browser: Browser) -> Page:
