@@ -124,7 +124,9 @@ def _smoke(window: Window) -> None:
             return
         page = window.evaluate_js(
             "({title: document.title, path: location.pathname,"
-            " heading: (document.querySelector('h1') || {}).textContent || null})"
+            " heading: (document.querySelector('h1') || {}).textContent || null,"
+            " webrtc: typeof RTCPeerConnection === 'function'"
+            " && !!(navigator.mediaDevices && navigator.mediaDevices.getUserMedia)})"
         )
         print(json.dumps({"window": window.title, **page}, ensure_ascii=False), flush=True)
     finally:

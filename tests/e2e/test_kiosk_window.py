@@ -43,6 +43,7 @@ def test_the_window_shows_the_enrolment_page_of_a_new_kiosk(tmp_path: Path) -> N
             "title": "三级四务 · 村便民服务站",
             "path": "/enrol",
             "heading": "终端启用",
+            "webrtc": True,  # video calls (issue 7) have WebRTC and getUserMedia in the window
         }
     ], out
     # Closing the window stopped the server and its lifespan closed the store: SQLite removes
