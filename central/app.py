@@ -23,7 +23,16 @@ from central.services import notifications, outbox
 from central.services.bookings import BookingRules, BookingService, TownshipLink
 from central.services.read_model import project_district
 from central.settings import Settings
-from central.web import api, notices, open311, public, public_rating, supervision, ui
+from central.web import (
+    api,
+    dashboard,
+    notices,
+    open311,
+    public,
+    public_rating,
+    supervision,
+    ui,
+)
 from central.web.errors import exception_handlers
 from central.web.i18n import install as install_i18n
 from central.web.ratelimit import PublicPostLimit, SlidingWindow
@@ -129,6 +138,7 @@ def create_app(settings: Settings) -> Litestar:
             Router("/", route_handlers=public_rating.handlers, include_in_schema=False),
             Router("/", route_handlers=notices.handlers, include_in_schema=False),
             Router("/", route_handlers=supervision.handlers, include_in_schema=False),
+            Router("/", route_handlers=dashboard.handlers, include_in_schema=False),
             *api.handlers,
             *open311.handlers,
             create_static_files_router(

@@ -12,18 +12,52 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from central.db.models import CaseSupervision
+from core.fold import CaseStatus
 from core.sla import Colour
 from sync.readmodel import CaseRow, colour_expr
 
-__all__ = ["Period", "TownshipFigures", "township_figures", "ranking", "RANKINGS"]
+__all__ = [
+    "FIGURES",
+    "RANKINGS",
+    "RANKING_FIGURES",
+    "FigureCase",
+    "Period",
+    "TownshipFigures",
+    "figure_cases",
+    "ranking",
+    "township_figures",
+]
 
 NEARBY_LEVELS = ("village", "township")
 NO_TRIP_MODES = ("agency", "door_to_door", "video")
 """Modes where the citizen makes no trip: the agent carries it, staff come, or a video call."""
+
+FIGURES = {
+    "cases": "办件",
+    "green": "绿灯",
+    "yellow": "黄灯",
+    "red": "红灯",
+    "completed": "已办结",
+    "completed_late": "超期办结",
+    "overdue": "超期",
+    "nearby": "就近办理",
+    "no_trip": "无需跑腿",
+    "returns": "有退回",
+    "provisional": "到期日待定",
+    "rated": "已评价",
+    "bad": "差评",
+    "follow_up_open": "差评回访未结",
+    "follow_up_late": "差评回访逾期",
+    "follow_up_closed": "差评回访已结",
+}
+"""The figures whose cases can be listed (``figure_cases``): name → Chinese label."""
+
+RANKING_FIGURES = {"bad_rate": "bad", "overdue_rate": "overdue", "returns_per_case": "returns"}
+"""The figure whose cases stand behind each ranking's numerator."""
 
 RANKINGS = {
     "bad_rate": "差评率",
@@ -105,48 +139,137 @@ def _count(condition: Any) -> Any:
     return func.sum(case((condition, 1), else_=0))
 
 
-def township_figures(session: Session, period: Period, today: date) -> list[TownshipFigures]:
-    """Every township with cases opened in ``period``, in code order."""
-    low, high = period.bounds()
+def _conditions(today: date) -> dict[str, Any]:
+    """Each countable figure's condition on a case row (joined with its supervision row)."""
     colour = colour_expr(today)
     done = CaseSupervision.days_taken.is_not(None)
-    query = (
-        select(
-            CaseRow.township,
-            func.count(),
-            _count(colour == Colour.GREEN.value),
-            _count(colour == Colour.YELLOW.value),
-            _count(colour == Colour.RED.value),
-            _count(done),
-            _count(and_(done, CaseRow.on_time.is_(False))),
-            _count(CaseRow.handling_level.in_(NEARBY_LEVELS)),
-            _count(CaseRow.mode.in_(NO_TRIP_MODES)),
-            func.sum(CaseRow.returns),
-            _count(CaseRow.due_provisional.is_(True)),
-            func.sum(case((done, CaseSupervision.days_taken), else_=0)),
-            func.sum(case((done, CaseSupervision.promised_days), else_=0)),
-            _count(CaseSupervision.rating_level.is_not(None)),
-            _count(CaseSupervision.bad_rating.is_(True)),
-            _count(CaseSupervision.follow_up == "open"),
-            _count(
-                and_(
-                    CaseSupervision.follow_up == "open",
-                    CaseSupervision.follow_up_deadline < today,
-                )
-            ),
-            _count(CaseSupervision.follow_up == "closed"),
-        )
-        .select_from(CaseRow)
+    open_follow_up = CaseSupervision.follow_up == "open"
+    late = and_(done, CaseRow.on_time.is_(False))
+    return {
+        "green": colour == Colour.GREEN.value,
+        "yellow": colour == Colour.YELLOW.value,
+        "red": colour == Colour.RED.value,
+        "completed": done,
+        "completed_late": late,
+        "overdue": or_(colour == Colour.RED.value, late),
+        "nearby": CaseRow.handling_level.in_(NEARBY_LEVELS),
+        "no_trip": CaseRow.mode.in_(NO_TRIP_MODES),
+        "returns": CaseRow.returns > 0,
+        "provisional": CaseRow.due_provisional.is_(True),
+        "rated": CaseSupervision.rating_level.is_not(None),
+        "bad": CaseSupervision.bad_rating.is_(True),
+        "follow_up_open": open_follow_up,
+        "follow_up_late": and_(open_follow_up, CaseSupervision.follow_up_deadline < today),
+        "follow_up_closed": CaseSupervision.follow_up == "closed",
+    }
+
+
+def _in_period(query: Any, period: Period) -> Any:
+    low, high = period.bounds()
+    return (
+        query.select_from(CaseRow)
         .outerjoin(CaseSupervision, CaseSupervision.case_id == CaseRow.case_id)
         .where(CaseRow.opened_at >= low, CaseRow.opened_at < high)
         .where(CaseRow.status != "transferred")
-        .group_by(CaseRow.township)
-        .order_by(CaseRow.township)
     )
+
+
+def township_figures(session: Session, period: Period, today: date) -> list[TownshipFigures]:
+    """Every township with cases opened in ``period``, in code order."""
+    c = _conditions(today)
+    done = c["completed"]
+    query = _in_period(
+        select(
+            CaseRow.township,
+            func.count(),
+            _count(c["green"]),
+            _count(c["yellow"]),
+            _count(c["red"]),
+            _count(done),
+            _count(c["completed_late"]),
+            _count(c["nearby"]),
+            _count(c["no_trip"]),
+            func.sum(CaseRow.returns),
+            _count(c["provisional"]),
+            func.sum(case((done, CaseSupervision.days_taken), else_=0)),
+            func.sum(case((done, CaseSupervision.promised_days), else_=0)),
+            _count(c["rated"]),
+            _count(c["bad"]),
+            _count(c["follow_up_open"]),
+            _count(c["follow_up_late"]),
+            _count(c["follow_up_closed"]),
+        ),
+        period,
+    )
+    query = query.group_by(CaseRow.township).order_by(CaseRow.township)
     return [
         TownshipFigures(row[0], *(int(v or 0) for v in row[1:]))  # type: ignore[arg-type]
         for row in session.execute(query)
     ]
+
+
+@dataclass(frozen=True)
+class FigureCase:
+    """One case behind a township's figure."""
+
+    case_number: str
+    item_name: str
+    village: str | None
+    township: str
+    status: str
+    opened_at: datetime
+    due_on: date | None
+    due_provisional: bool
+    colour: str | None
+
+    @property
+    def status_label(self) -> str:
+        """The status in Chinese."""
+        try:
+            return CaseStatus(self.status).label
+        except ValueError:
+            return self.status
+
+    @property
+    def colour_label(self) -> str:
+        """绿/黄/红, empty when the case is not supervised."""
+        return Colour(self.colour).label if self.colour else ""
+
+
+def figure_cases(
+    session: Session,
+    period: Period,
+    today: date,
+    *,
+    township: str = "",
+    figure: str = "",
+    limit: int = 1000,
+) -> list[FigureCase]:
+    """The cases counted in one figure (``FIGURES``; empty for all cases) of one township (empty
+    for every township) over ``period``: the same conditions ``township_figures`` counts."""
+    if figure and figure not in FIGURES:
+        raise ValueError(f"unknown figure {figure!r}")
+    colour = colour_expr(today)
+    query = _in_period(
+        select(
+            CaseRow.case_number,
+            CaseRow.item_name,
+            CaseRow.village,
+            CaseRow.township,
+            CaseRow.status,
+            CaseRow.opened_at,
+            CaseRow.due_on,
+            CaseRow.due_provisional,
+            colour,
+        ),
+        period,
+    )
+    if figure and figure != "cases":
+        query = query.where(_conditions(today)[figure])
+    if township:
+        query = query.where(CaseRow.township == township)
+    query = query.order_by(CaseRow.township, CaseRow.opened_at, CaseRow.case_id).limit(limit)
+    return [FigureCase(*row) for row in session.execute(query)]
 
 
 def ranking(figures: list[TownshipFigures], by: str) -> list[TownshipFigures]:
