@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
 from litestar import Request, Response, get
@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from central.db.models import Unit
 from central.services import hierarchy
+from central.services.alerts import alerts
 from central.services.dashboard import (
     FIGURES,
     RANKING_FIGURES,
@@ -227,8 +228,12 @@ def _township_names(session: Any) -> dict[str, str]:
     return {u.code: u.name for u in units}
 
 
-def _dashboard(session: Any, period: Period, today: date) -> dict[str, Any]:
-    return {"figures": township_figures(session, period, today), "names": _township_names(session)}
+def _dashboard(session: Any, period: Period, today: date, silent_hours: float) -> dict[str, Any]:
+    return {
+        "figures": township_figures(session, period, today),
+        "names": _township_names(session),
+        "alerts": alerts(session, today, datetime.now(UTC), silent_hours),
+    }
 
 
 @get("/dashboard", guards=[admin_guard])
@@ -244,7 +249,8 @@ async def dashboard_page(
     today = district_today()
     period = period_of(start, end, today)
     by = by if by in RANKINGS else "bad_rate"
-    context = await in_db(request, _dashboard, period, today)
+    silent_hours = request.app.state.settings.kiosk_silent_hours
+    context = await in_db(request, _dashboard, period, today, silent_hours)
     names: dict[str, str] = context["names"]
     figures = [f for f in context["figures"] if not township or f.township == township]
     sections = _sections(figures, names)
@@ -263,6 +269,7 @@ async def dashboard_page(
         by=by,
         RANKINGS=RANKINGS,
         sections=sections,
+        alerts=context["alerts"],
         rank=rank,
         total=total,
     )
