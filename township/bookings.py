@@ -8,7 +8,8 @@ the key's sha256 is published by the district as ``township_node:<code>`` in the
 A booking carries the documents the district wrote into its ``district`` database (the case,
 ``submitted`` and ``visit_requested``, with their revisions). The node stores them as they are
 (``new_edits=false``: the replicated copies arriving later are the same revisions, no
-conflict), projects them, and places the visit exactly as the catch-up confirms a kiosk's
+conflict), folds the case from them (the read model catches up in the background), and
+places the visit exactly as the catch-up confirms a kiosk's
 request (``township.visits.place_visit``): a free staff slot of the period, ``visit_scheduled``
 written by this node's writer, the day's availability republished. When no slot is free the
 case keeps its request, which the catch-up lists for staff to place.
