@@ -71,6 +71,7 @@ from core.cases import local_date  # noqa: E402
 from sync.couch import connect, couch_errors, save_document  # noqa: E402
 from sync.devserver import PouchServer  # noqa: E402
 from sync.topology import add_node, node_username, setup_district, setup_township  # noqa: E402
+from tests.factories import resident_id  # noqa: E402
 from township import db as township_db  # noqa: E402
 from township.models import StaffAvailability, VisitBooking  # noqa: E402
 from township.visits import Slot, publish_availability, set_offers, working_days  # noqa: E402
@@ -80,7 +81,6 @@ T = "500109102000"
 A = "500109102001"
 HARDSHIP = "500109DW0004"  # 困难党员帮扶申请: township-handled, door-to-door for the elderly
 CSRF = "sanji_csrf"
-_W = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _FREE = re.compile(r'value="(\d{4}-\d{2}-\d{2}\|(?:am|pm))"\s+>')
 KINDS = ("availability", "choose", "book", "form")
 
@@ -242,11 +242,6 @@ def _process(which: str, config: dict[str, Any], probe: str, log: Path) -> Itera
 
 
 # --- the clients --------------------------------------------------------------------------------
-
-
-def resident_id(body: str) -> str:
-    """A valid 18-character ID number from its first 17 digits."""
-    return body + "10X98765432"[sum(int(c) * w for c, w in zip(body, _W, strict=True)) % 11]
 
 
 @dataclass

@@ -78,6 +78,7 @@ from sync.devserver import PouchServer  # noqa: E402
 from sync.remote import RemoteDatabase  # noqa: E402
 from sync.replicator import Replication, replicate  # noqa: E402
 from sync.store import SQLiteStore  # noqa: E402
+from tests.factories import resident_id  # noqa: E402
 from tests.peers.pouchdb import PouchPeer  # noqa: E402
 
 VILLAGE, TOWNSHIP = "500109110201", "500109110000"
@@ -117,7 +118,7 @@ def build_cases(count: int, seed: int = 2026) -> list[Doc]:
     for n in range(1, count + 1):
         name = rng.choice(SURNAMES) + "".join(rng.sample(GIVEN, 2))
         born = date(1930, 1, 1) + timedelta(days=rng.randrange(30 * 365))
-        id_number = with_check_character(f"500109{born:%Y%m%d}{rng.randrange(1000):03d}")
+        id_number = resident_id(f"500109{born:%Y%m%d}{rng.randrange(1000):03d}")
         wall = START + timedelta(minutes=7 * n)
         case = new_case(
             origin=KIOSK,
@@ -153,12 +154,6 @@ def build_cases(count: int, seed: int = 2026) -> list[Doc]:
         )
         docs.append(case_to_doc(case))
     return docs
-
-
-def with_check_character(body: str) -> str:
-    """A resident id number: 17 digits and their GB 11643 check character."""
-    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-    return body + "10X98765432"[sum(int(c) * w for c, w in zip(body, weights, strict=True)) % 11]
 
 
 def json_bytes(doc: Doc) -> int:

@@ -6,7 +6,7 @@ from datetime import date
 
 from core.errors import FieldError, InvalidInput
 
-__all__ = ["mask_resident_id", "validate_credit_code", "validate_resident_id"]
+__all__ = ["id_check_character", "mask_resident_id", "validate_credit_code", "validate_resident_id"]
 
 # GB 11643-1999: ISO 7064 MOD 11-2 over the first 17 digits.
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -49,10 +49,14 @@ def validate_resident_id(s: str, today: date | None = None) -> str:
         ) from None
     if born > (today or date.today()):
         raise _id_error("身份证号码中的出生日期晚于今天", "The birth date is in the future")
-    total = sum(int(c) * w for c, w in zip(body, _ID_WEIGHTS, strict=True))
-    if _ID_CHECK[total % 11] != check:
+    if id_check_character(body) != check:
         raise _id_error("身份证号码校验位不正确，请核对", "The check character is wrong")
     return s
+
+
+def id_check_character(body: str) -> str:
+    """The check character of an ID number's first 17 digits (GB 11643, ISO 7064 MOD 11-2)."""
+    return _ID_CHECK[sum(int(c) * w for c, w in zip(body, _ID_WEIGHTS, strict=True)) % 11]
 
 
 def mask_resident_id(s: str) -> str:

@@ -36,7 +36,7 @@ from core.catalogue import CatalogueItem, Mode
 from core.clock import HlcClock
 from core.prereview import MaterialInput, materials_states, prereview
 from sync.store import SQLiteStore
-from tests.factories import TOWNSHIP, VILLAGE
+from tests.factories import TOWNSHIP, VILLAGE, resident_id
 from village_node.enrolment import KIOSK_LOCAL
 from village_node.settings import Enrolment, Settings, save_enrolment
 
@@ -54,7 +54,6 @@ __all__ = [
     "random_id",
     "save_form",
     "seed_cases",
-    "with_check_character",
 ]
 
 INSTANCE = "k7f3a9"
@@ -67,16 +66,10 @@ SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华"
 
 
-def with_check_character(body: str) -> str:
-    """A resident id number: 17 digits and their GB 11643 check character."""
-    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-    return body + "10X98765432"[sum(int(c) * w for c, w in zip(body, weights, strict=True)) % 11]
-
-
 def random_id(rng: random.Random) -> str:
     """A valid resident id number of someone born 1940–2000."""
     born = date(1940, 1, 1) + timedelta(days=rng.randrange(60 * 365))
-    return with_check_character(f"500109{born:%Y%m%d}{rng.randrange(1000):03d}")
+    return resident_id(f"500109{born:%Y%m%d}{rng.randrange(1000):03d}")
 
 
 def closed_port() -> int:

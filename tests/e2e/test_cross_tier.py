@@ -36,6 +36,7 @@ from sync.couch import connect, couch_errors, save_document
 from sync.devserver import PouchServer
 from sync.topology import add_node, node_username, setup_district, setup_township
 from sync.topology import village_database as village_db
+from tests.factories import resident_id
 from tests.integration.test_kiosk import AGENT, AGENT_PASSWORD, CODE, _db, _directory
 from tests.waiting import poll
 from township.app import create_app as create_township_app
@@ -50,12 +51,6 @@ A = "500109102001"
 HARDSHIP = "500109DW0004"  # 困难党员帮扶申请: township-handled, door-to-door for the elderly
 PROOF = "困难情况证明"
 STAFF, STAFF_NAME, STAFF_PASSWORD = "jg.li", "李静", "sanji-staff-2026"
-_W = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-
-
-def resident_id(body: str) -> str:
-    """A valid 18-character ID number from its first 17 digits."""
-    return body + "10X98765432"[sum(int(c) * w for c, w in zip(body, _W, strict=True)) % 11]
 
 
 def _free_port() -> int:

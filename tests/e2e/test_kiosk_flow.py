@@ -34,6 +34,7 @@ from sync.couch import connect, couch_errors, save_document
 from sync.devserver import PouchServer
 from sync.topology import add_node, node_username, setup_district, setup_township
 from sync.topology import village_database as village_db
+from tests.factories import resident_id
 from tests.integration.test_kiosk import (
     AGENT,
     AGENT_PASSWORD,
@@ -54,12 +55,6 @@ T = "500109102000"
 A = "500109102001"
 BUSINESS = "500109SW0001"  # 个体工商户设立登记: premises_proof may follow within 5 working days
 PREMISES = "经营场所使用证明"
-_W = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-
-
-def resident_id(body: str) -> str:
-    """A valid 18-character ID number from its first 17 digits."""
-    return body + "10X98765432"[sum(int(c) * w for c, w in zip(body, _W, strict=True)) % 11]
 
 
 def _free_port() -> int:

@@ -44,6 +44,7 @@ from core.cases import local_date
 from sync.couch import connect, couch_errors, save_document
 from sync.devserver import PouchServer
 from sync.topology import add_node, node_username, setup_district, setup_township
+from tests.factories import resident_id
 from tests.waiting import poll
 from township import db as township_db
 from township.app import create_app as create_township_app
@@ -64,13 +65,7 @@ OTHER, OTHER_NAME = "staff_u", "赵六"
 PHONE, PHONE_TYPED = "13800138000", "138 0013 8000"
 PERSON = "张奶奶"
 ADDRESS = "示例村3组12号"
-_W = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 PHONE_VIEWPORT = {"width": 390, "height": 844}
-
-
-def resident_id(body: str) -> str:
-    """A valid 18-character ID number from its first 17 digits."""
-    return body + "10X98765432"[sum(int(c) * w for c, w in zip(body, _W, strict=True)) % 11]
 
 
 PERSON_ID = resident_id("50010919400101123")

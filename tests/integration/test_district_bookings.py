@@ -51,6 +51,7 @@ from sync.couch import connect, couch_errors, save_document
 from sync.devserver import PouchServer
 from sync.readmodel import CaseRow
 from sync.topology import add_node, node_username, setup_district, setup_township
+from tests.factories import resident_id
 from tests.sql import throwaway_database
 from tests.waiting import poll
 from township import db as township_db
@@ -64,13 +65,7 @@ A = "500109102001"
 HARDSHIP = "500109DW0004"  # 困难党员帮扶申请: township-handled, door-to-door for the elderly…
 STAFF, STAFF_NAME = "staff_t", "王五"
 PHONE = "13800138000"
-_W = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 CSRF = "sanji_csrf"
-
-
-def resident_id(body: str) -> str:
-    """A valid 18-character ID number from its first 17 digits."""
-    return body + "10X98765432"[sum(int(c) * w for c, w in zip(body, _W, strict=True)) % 11]
 
 
 PERSON_ID = resident_id("50010919400101123")

@@ -23,6 +23,7 @@ from core.cases import (
 from core.clock import Hlc
 from sync.couch import save_document
 from sync.topology import village_database
+from tests.factories import resident_id
 from tests.integration import test_kiosk as base
 from tests.integration.test_kiosk import AGENT, CODE, Network, form, login, poll, store_of
 from village_node.settings import load_enrolment
@@ -33,12 +34,6 @@ _servers_alive = base._servers_alive
 A = "500109102001"
 T = "500109102000"
 BUSINESS = "500109SW0001"  # 个体工商户设立登记: premises_proof may follow within 5 working days
-_W = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-
-
-def resident_id(body: str) -> str:
-    """A valid 18-character ID number from its first 17 digits."""
-    return body + "10X98765432"[sum(int(c) * w for c, w in zip(body, _W, strict=True)) % 11]
 
 
 ID = resident_id("50010919800101001")
