@@ -39,7 +39,6 @@ import logging
 import os
 import random
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -69,7 +68,7 @@ from central.services.nodes import register_node  # noqa: E402
 from core.calendar import WorkCalendar  # noqa: E402
 from core.cases import local_date  # noqa: E402
 from sync.couch import connect, couch_errors, save_document  # noqa: E402
-from sync.devserver import PouchServer  # noqa: E402
+from sync.devserver import PouchServer, free_port  # noqa: E402
 from sync.topology import add_node, node_username, setup_district, setup_township  # noqa: E402
 from tests.factories import resident_id  # noqa: E402
 from township import db as township_db  # noqa: E402
@@ -86,12 +85,6 @@ KINDS = ("availability", "choose", "book", "form")
 
 
 # --- the network ------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _wait(check: Callable[[], Any], what: str, timeout: float = 60.0) -> None:
@@ -175,7 +168,7 @@ def set_up(
     publish_availability(township_sessions, connect(township.url)["township"], T, days)
 
     net = Network(district, township, district_sql, township_sql, days, staff)
-    net.node_url = f"http://127.0.0.1:{_free_port()}"
+    net.node_url = f"http://127.0.0.1:{free_port()}"
     with sessions() as session:
         register_node(session, T, net.node_url)
     outbox.flush(sessions, lambda: d)
@@ -530,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
                 tmp / "township.log",
             )
         )
-        district_port = _free_port()
+        district_port = free_port()
         stack.enter_context(
             _process(
                 "district",

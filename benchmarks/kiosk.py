@@ -37,13 +37,13 @@ sys.path.insert(0, str(ROOT))
 
 from litestar.testing import TestClient  # noqa: E402
 
+from sync.devserver import free_port  # noqa: E402
 from tests.kiosk_folder import (  # noqa: E402
     AGENT,
     CSRF,
     ITEM_CODE,
     PASSWORD,
     build_kiosk,
-    closed_port,
     random_id,
     save_form,
 )
@@ -58,7 +58,7 @@ TARGETS = {"cold start": 2000.0, "save a case": 50.0, "GET /cases": 200.0}
 
 def cold_start(data: Path) -> float:
     """Milliseconds from starting ``sanji kiosk`` to ``/login`` answering 200."""
-    port = closed_port()
+    port = free_port()
     sanji = Path(sys.executable).with_name("sanji")
     command = [str(sanji), "kiosk", "--data", str(data), "--headless", "--port", str(port)]
     env = {**os.environ, "SANJI_KIOSK_SYNC_INTERVAL": "0"}

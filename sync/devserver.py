@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from urllib.parse import quote
 
-__all__ = ["PouchServer", "find_pouchdb_server", "project_root"]
+__all__ = ["PouchServer", "find_pouchdb_server", "free_port", "project_root"]
 
 _BIN = Path("tools/pouchdb/node_modules/.bin/pouchdb-server")
 _PROCESS_LOG = "process.log"  # stdout and stderr of node: crash traces land here
@@ -40,7 +40,7 @@ def find_pouchdb_server(root: Path) -> Path:
     return path
 
 
-def _free_port() -> int:
+def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that nobody listens on right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -117,7 +117,7 @@ class PouchServer:
             storage = ["-d", str(self.data_dir)]
         try:
             for attempt in range(3):
-                self.port = self.fixed_port or _free_port()
+                self.port = self.fixed_port or free_port()
                 self._spawn(storage)
                 if self._wait_until_answering():
                     break

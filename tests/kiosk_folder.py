@@ -10,7 +10,6 @@ the kiosk's counters in ``_local/kiosk`` so the next save continues after them.
 from __future__ import annotations
 
 import random
-import socket
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -35,6 +34,7 @@ from core.cases import (
 from core.catalogue import CatalogueItem, Mode
 from core.clock import HlcClock
 from core.prereview import MaterialInput, materials_states, prereview
+from sync.devserver import free_port
 from sync.store import SQLiteStore
 from tests.factories import TOWNSHIP, VILLAGE, resident_id
 from village_node.enrolment import KIOSK_LOCAL
@@ -50,7 +50,6 @@ __all__ = [
     "TOWNSHIP",
     "VILLAGE",
     "build_kiosk",
-    "closed_port",
     "random_id",
     "save_form",
     "seed_cases",
@@ -72,13 +71,6 @@ def random_id(rng: random.Random) -> str:
     return resident_id(f"500109{born:%Y%m%d}{rng.randrange(1000):03d}")
 
 
-def closed_port() -> int:
-    """A loopback port nobody listens on (just released by the OS)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def save_form(intake_key: str, id_number: str, name: str = "张三") -> dict[str, str]:
     """The wizard's form saving a case of ``ITEM_CODE`` (``action=save``), without CSRF."""
     return {
@@ -96,7 +88,7 @@ def build_kiosk(data: Path, cases: int = 0, *, couch_url: str | None = None) -> 
     seeding took."""
     settings = Settings(data, sync_interval=0)
     if couch_url is None:
-        couch_url = f"http://127.0.0.1:{closed_port()}/"
+        couch_url = f"http://127.0.0.1:{free_port()}/"
     save_enrolment(
         settings,
         Enrolment(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from central.demo import load_demo
 from central.services import outbox
 from central.settings import Settings
 from sync.couch import connect
+from sync.devserver import free_port
 from tests.conftest import CouchUnderTest
 
 CHROMIUM = "/usr/bin/chromium"
@@ -30,12 +30,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -62,7 +56,7 @@ def district(
     with sessions() as session:
         load_demo(session)
     outbox.flush(sessions, lambda: connect(couch_server.url))
-    port = _free_port()
+    port = free_port()
     app = create_app(Settings(database_url=database_url, couchdb_url=couch_server.url))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -33,7 +32,7 @@ from playwright.sync_api import Browser, Locator, Page, expect
 from central.demo import demo_items
 from central.services.catalogue import initials
 from sync.couch import connect, couch_errors, save_document
-from sync.devserver import PouchServer
+from sync.devserver import PouchServer, free_port
 from sync.topology import add_node, node_username, setup_district, setup_township
 from sync.topology import village_database as village_db
 from tests.factories import resident_id
@@ -53,15 +52,9 @@ PROOF = "困难情况证明"
 STAFF, STAFF_NAME, STAFF_PASSWORD = "jg.li", "李静", "sanji-staff-2026"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _serve(app: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
     """Serve an ASGI app with uvicorn on a free loopback port, in a daemon thread."""
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -203,7 +196,7 @@ def _flow(agent: Page, staff: Page, k: str, n: str, kiosk_settings: Settings) ->
 
     enrolment = load_enrolment(kiosk_settings)
     assert enrolment is not None
-    closed = f"http://127.0.0.1:{_free_port()}/"  # nothing listens there
+    closed = f"http://127.0.0.1:{free_port()}/"  # nothing listens there
     save_enrolment(kiosk_settings, dataclasses.replace(enrolment, couch_url=closed))
 
     # --- Offline: open a door-to-door case for an elderly applicant. ------------------------

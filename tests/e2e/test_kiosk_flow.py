@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import re
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -31,7 +30,7 @@ from playwright.sync_api import Page, expect
 from core.cases import Accepted, Origin, Received, case_from_doc, event_to_doc, new_event
 from core.clock import Hlc
 from sync.couch import connect, couch_errors, save_document
-from sync.devserver import PouchServer
+from sync.devserver import PouchServer, free_port
 from sync.topology import add_node, node_username, setup_district, setup_township
 from sync.topology import village_database as village_db
 from tests.factories import resident_id
@@ -57,15 +56,9 @@ BUSINESS = "500109SW0001"  # 个体工商户设立登记: premises_proof may fol
 PREMISES = "经营场所使用证明"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _serve(app: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
     """Serve an ASGI app with uvicorn on a free loopback port, in a daemon thread."""
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

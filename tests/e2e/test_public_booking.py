@@ -18,7 +18,6 @@ fit the phone's width and use large type.
 from __future__ import annotations
 
 import re
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -42,7 +41,7 @@ from central.settings import Settings
 from core.calendar import WorkCalendar
 from core.cases import local_date
 from sync.couch import connect, couch_errors, save_document
-from sync.devserver import PouchServer
+from sync.devserver import PouchServer, free_port
 from sync.topology import add_node, node_username, setup_district, setup_township
 from tests.factories import resident_id
 from tests.waiting import poll
@@ -71,15 +70,9 @@ PHONE_VIEWPORT = {"width": 390, "height": 844}
 PERSON_ID = resident_id("50010919400101123")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _serve(app: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
     """Serve an ASGI app (with its lifespan) with uvicorn on a free loopback port."""
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

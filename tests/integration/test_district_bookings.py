@@ -12,7 +12,6 @@ slots earlier ones left.
 from __future__ import annotations
 
 import re
-import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -48,7 +47,7 @@ from core.calendar import WorkCalendar
 from core.cases import local_date
 from core.errors import InvalidInput, NotFound
 from sync.couch import connect, couch_errors, save_document
-from sync.devserver import PouchServer
+from sync.devserver import PouchServer, free_port
 from sync.readmodel import CaseRow
 from sync.topology import add_node, node_username, setup_district, setup_township
 from tests.factories import resident_id
@@ -71,14 +70,8 @@ CSRF = "sanji_csrf"
 PERSON_ID = resident_id("50010919400101123")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _serve(app: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -196,7 +189,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
                                          project_every=0.3)  # fmt: skip
         node, node_thread, node_url = _serve(create_township_app(node_settings))
         try:
-            yield Network(district, township, node_url, f"http://127.0.0.1:{_free_port()}",
+            yield Network(district, township, node_url, f"http://127.0.0.1:{free_port()}",
                           database_url, sessions, township_sessions, days)  # fmt: skip
         finally:
             node.should_exit = True

@@ -11,7 +11,6 @@ import base64
 import dataclasses
 import json
 import os
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -28,7 +27,7 @@ from litestar.testing import TestClient
 from central.demo import demo_items
 from central.services.catalogue import initials
 from sync.couch import connect, couch_errors, save_document
-from sync.devserver import PouchServer
+from sync.devserver import PouchServer, free_port
 from sync.errors import DocNotFound
 from sync.topology import (
     add_node,
@@ -122,12 +121,6 @@ def _db(tmp_path_factory: pytest.TempPathFactory) -> str:
     return url
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 class Network:
     """District and township servers, the township node, and one kiosk."""
 
@@ -149,7 +142,7 @@ class Network:
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
     """Both servers set up with the demo directory and catalogue, and a fresh kiosk app."""
     with PouchServer() as district, PouchServer() as township:
-        port = _free_port()
+        port = free_port()
         node_database = _db(tmp_path_factory)
         server = uvicorn.Server(
             uvicorn.Config(
@@ -228,7 +221,7 @@ def test_enrolment_refusals_are_clear(net: Network) -> None:
     assert wrong.status_code == 400 and "启用码不正确" in wrong.text
     bad_village = form(c, "/enrol", township_url=net.endpoint, village="5001", code=CODE)
     assert "12位区划代码" in bad_village.text
-    closed = f"http://127.0.0.1:{_free_port()}"
+    closed = f"http://127.0.0.1:{free_port()}"
     unreachable = form(c, "/enrol", township_url=closed, village=A, code=CODE)
     assert unreachable.status_code == 400 and "无法连接镇街服务中心" in unreachable.text
     assert load_enrolment(net.settings) is None
@@ -264,7 +257,7 @@ def _point_at_closed_port(net: Network) -> Any:
     assert enrolment is not None
     save_enrolment(
         net.settings,
-        dataclasses.replace(enrolment, couch_url=f"http://127.0.0.1:{_free_port()}/"),
+        dataclasses.replace(enrolment, couch_url=f"http://127.0.0.1:{free_port()}/"),
     )
     return enrolment
 

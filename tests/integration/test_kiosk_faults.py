@@ -35,6 +35,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from sync.couch import couch_errors
+from sync.devserver import free_port
 from sync.store import SQLiteStore
 from sync.topology import village_database
 from tests.integration import test_kiosk as base
@@ -45,7 +46,6 @@ from tests.kiosk_folder import (
     ITEM_CODE,
     PASSWORD,
     build_kiosk,
-    closed_port,
     random_id,
     save_form,
 )
@@ -82,7 +82,7 @@ class KioskProgram:
     """One ``sanji kiosk --headless`` process on a data folder, with an HTTP client."""
 
     def __init__(self, data: Path, log: Path) -> None:
-        self.port = closed_port()
+        self.port = free_port()
         self.log = log
         with log.open("ab") as out:
             self.process = subprocess.Popen(
@@ -301,7 +301,7 @@ def test_a_week_without_the_township_then_one_sync_sends_it_all(net: Network) ->
     enrolment = load_enrolment(net.settings)
     assert enrolment is not None
     good_url = enrolment.couch_url
-    _point_at(net, f"http://127.0.0.1:{closed_port()}/")
+    _point_at(net, f"http://127.0.0.1:{free_port()}/")
     rng = random.Random(7)
     seen: set[str] = set()
     numbers: list[str] = []

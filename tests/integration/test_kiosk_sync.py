@@ -13,6 +13,7 @@ from typing import Any
 from litestar.testing import TestClient
 
 from sync.couch import connect, couch_errors
+from sync.devserver import free_port
 from sync.topology import village_database
 from tests.integration import test_kiosk as base
 from tests.integration.test_kiosk import CODE, REG, Network, form, login, poll, store_of
@@ -85,7 +86,7 @@ def test_offline_backs_off_and_a_returning_link_syncs_at_once(net: Network) -> N
             "schema_version": 1, "village": A, "township": T,
             "origin": {"unit": A, "instance": enrolment.instance}, "counter": 1}  # fmt: skip
     store_of(net).put(case)
-    _point_at(net, f"http://127.0.0.1:{base._free_port()}/")
+    _point_at(net, f"http://127.0.0.1:{free_port()}/")
     try:
         settings = dataclasses.replace(net.settings, sync_interval=600)
         with TestClient(create_app(settings)) as other:

@@ -14,6 +14,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from sync.couch import couch_errors
+from sync.devserver import free_port
 from sync.topology import village_database
 from tests.integration import test_kiosk as base
 from tests.integration.test_kiosk import CODE, CSRF, Network, form, login, poll, store_of
@@ -155,7 +156,7 @@ def test_the_link_is_checked_when_video_is_offered(net: Network) -> None:
     enrolment = load_enrolment(net.settings)
     assert enrolment is not None
     # The link drops after the last sync: the header still says online, the review finds out.
-    _point_at(net, f"http://127.0.0.1:{base._free_port()}/")
+    _point_at(net, f"http://127.0.0.1:{free_port()}/")
     try:
         assert syncer.state().online is True
         video = _video_option(net.client)

@@ -6,7 +6,6 @@ starts: the first test sees nothing published; later ones publish more versions 
 
 from __future__ import annotations
 
-import socket
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from central.services import catalogue
 from central.services.publish import PublishResult, publish
 from central.settings import Settings
 from sync.couch import connect
+from sync.devserver import free_port
 from tests.conftest import CouchUnderTest
 from tests.sql import throwaway_database
 
@@ -253,16 +253,10 @@ def test_only_published_changes_show(env: Env) -> None:
     assert env.client.get("/open311/v2/services/O311RETIRE01.xml").status_code == 200
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_couchdb_unreachable_is_503(env: Env) -> None:
     settings = Settings(
         database_url=env.database_url,
-        couchdb_url=f"http://127.0.0.1:{_closed_port()}",
+        couchdb_url=f"http://127.0.0.1:{free_port()}",
         couch_timeout=2,
     )
     with TestClient(create_app(settings)) as client:
