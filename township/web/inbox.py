@@ -42,10 +42,15 @@ async def inbox(request: Request) -> Template:  # type: ignore[type-arg]
 
     found, marker = await asyncio.to_thread(read)
     names = await asyncio.to_thread(unit_names, request.app.state)
-    staff = await asyncio.to_thread(unit_staff, request.app.state.couch(), settings.code)
+    partial = bool(request.query_params.get("partial"))
+    staff = (  # the filters' staff list; the refreshed part has no filters
+        []
+        if partial
+        else await asyncio.to_thread(unit_staff, request.app.state.couch(), settings.code)
+    )
     return page(
         request,
-        "inbox_part.html" if request.query_params.get("partial") else "inbox.html",
+        "inbox_part.html" if partial else "inbox.html",
         found=found,
         wanted=wanted,
         marker=marker,
