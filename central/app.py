@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,7 +20,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from central.db import make_engine, make_sessionmaker
-from central.services import notifications, outbox
+from central.services import node_health, notifications, outbox
 from central.services.bookings import BookingRules, BookingService, TownshipLink
 from central.services.read_model import project_district
 from central.settings import Settings
@@ -63,8 +64,9 @@ def flush_outbox(state: State) -> int:
 
 
 def _background(state: State) -> None:
-    """What the server does every few seconds: flush the outbox, follow the `district` db."""
-    for step in (flush_outbox, _project, _reconcile_bookings, _notify):
+    """What the server does every few seconds: flush the outbox, follow the `district` db,
+    reconcile bookings, notify, and now and then ask the township nodes for their replications."""
+    for step in (flush_outbox, _project, _reconcile_bookings, _notify, _check_nodes):
         try:
             step(state)
         except Exception:  # keep going; one failing step must not stop the loop
@@ -85,6 +87,16 @@ def _notify(state: State) -> None:
     notifications.enqueue_reminders(state.sessions, state.bookings.now())
     notifications.enqueue_results(state.sessions)
     notifications.send_pending(state.sessions, state.sender)
+
+
+def _check_nodes(state: State) -> None:
+    """Ask the township nodes for their replications, at most every ``node_check_seconds``."""
+    every = state.settings.node_check_seconds
+    last: float | None = state.get("nodes_checked")
+    if every <= 0 or (last is not None and time.monotonic() - last < every):
+        return
+    state.nodes_checked = time.monotonic()  # a failing poll waits its turn too
+    node_health.check_nodes(state.sessions, state.settings.township_timeout)
 
 
 WORKER_THREADS = 32

@@ -38,13 +38,16 @@ class Settings:
     """The kiosk fleet highlights a kiosk not heard from for longer than this."""
     kiosk_skew_minutes: int = 15
     """The kiosk fleet flags a kiosk whose clock is off the district's by more than this."""
+    node_check_seconds: float = 300.0
+    """Seconds between two polls of every township node's replications (0: never)."""
     debug: bool = False
 
 
 def settings_from_env(couchdb_url: str | None = None) -> Settings:
     """Build settings from ``DATABASE_URL``, ``COUCHDB_URL``, ``SANJI_SECRET_KEY`` and the
     booking rules ``SANJI_BOOKING_WINDOW_DAYS`` / ``SANJI_BOOKING_CUTOFF_MINUTES`` and the kiosk
-    fleet's ``SANJI_KIOSK_SILENT_HOURS`` / ``SANJI_KIOSK_SKEW_MINUTES``."""
+    fleet's ``SANJI_KIOSK_SILENT_HOURS`` / ``SANJI_KIOSK_SKEW_MINUTES`` and the township nodes'
+    replication poll ``SANJI_NODE_CHECK_SECONDS``."""
     var = Path(os.environ.get("SANJI_VAR", REPO_ROOT / "var"))
     var.mkdir(parents=True, exist_ok=True)
     key = os.environ.get("SANJI_SECRET_KEY")
@@ -56,6 +59,7 @@ def settings_from_env(couchdb_url: str | None = None) -> Settings:
         booking_cutoff_minutes=int(os.environ.get("SANJI_BOOKING_CUTOFF_MINUTES", "120")),
         kiosk_silent_hours=float(os.environ.get("SANJI_KIOSK_SILENT_HOURS", "24")),
         kiosk_skew_minutes=int(os.environ.get("SANJI_KIOSK_SKEW_MINUTES", "15")),
+        node_check_seconds=float(os.environ.get("SANJI_NODE_CHECK_SECONDS", "300")),
         debug=os.environ.get("SANJI_DEBUG") == "1",
     )
 

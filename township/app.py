@@ -38,6 +38,7 @@ from township.web import (
     enrolment,
     follow_ups,
     inbox,
+    replications_api,
     supervision,
     video,
     visits,
@@ -138,6 +139,7 @@ def create_app(settings: TownshipSettings) -> Litestar:
             *supervision.ROUTES,
             *follow_ups.ROUTES,
             *bookings_api.ROUTES,
+            *replications_api.ROUTES,
             *video.ROUTES,
             create_static_files_router(
                 path="/static", directories=[HERE / "static"], include_in_schema=False

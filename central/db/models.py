@@ -33,6 +33,7 @@ __all__ = [
     "Setting",
     "OutboxDoc",
     "TownshipNode",
+    "NodeCheck",
     "Booking",
     "Notification",
     "BookingRating",
@@ -196,6 +197,24 @@ class TownshipNode(Base):
     api_key: Mapped[str] = mapped_column(String(100))
     registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class NodeCheck(Base):
+    """The district's latest look at a township node's replications (``GET /api/v1/replications``
+    on the node, polled by ``central.services.node_health``): one row per township."""
+
+    __tablename__ = "node_checks"
+    township: Mapped[str] = mapped_column(String(12), primary_key=True)
+    checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    """When the district asked (district time)."""
+    reachable: Mapped[bool] = mapped_column(Boolean)
+    """The node answered with its replications (False: no answer, an error or a refused key)."""
+    failing_jobs: Mapped[int] = mapped_column(Integer, default=0)
+    jobs_total: Mapped[int] = mapped_column(Integer, default=0)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    """The failing jobs' ids and errors, or why the node could not be asked."""
+    last_ok_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """The last check that found the node reachable with no failing job."""
 
 
 class Booking(Base):

@@ -1,5 +1,6 @@
 """What the district's supervisors should look at now (issue 8, item 6): calendar years whose
-due dates are still provisional, kiosks gone silent, cases overdue (red) today."""
+due dates are still provisional, kiosks gone silent, replications failing (kiosks whose last
+sync failed, township nodes with failing jobs or out of reach), cases overdue (red) today."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from central.services.district_settings import provisional_years_in_use
 from central.services.fleet import FleetFilter, fleet
+from central.services.node_health import troubled_nodes
 from core.sla import Colour
 from sync.readmodel import CaseRow, colour_where
 
@@ -46,6 +48,20 @@ def alerts(session: Session, today: date, now: datetime, silent_hours: float) ->
             "silent",
             f"{len(silent)} 台村终端超过 {silent_hours:g} 小时没有同步",
             "/fleet?state=silent",
+        ))  # fmt: skip
+    failing = fleet(session, FleetFilter(state="failing"), now)
+    if failing:
+        found.append(Alert(
+            "failing",
+            f"{len(failing)} 台村终端最近一次同步失败",
+            "/fleet?state=failing",
+        ))  # fmt: skip
+    nodes = troubled_nodes(session)
+    if nodes:
+        found.append(Alert(
+            "nodes",
+            f"{len(nodes)} 个镇街节点复制失败或无法连接",
+            "/fleet#nodes",
         ))  # fmt: skip
     red = session.scalar(
         select(func.count())

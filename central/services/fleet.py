@@ -14,6 +14,17 @@ long to arrive (a township cut off from the district), so the page says "慢或�
 A kiosk is *silent* when the district has heard nothing from it (no new status revision, else its
 enrolment) for longer than the configured hours — measured on the district's clock, not the
 kiosk's.
+
+A kiosk is *failing* when its last completed sync attempt failed while its pushes still get
+through. What the district holds is always the revision written at the start of an attempt,
+before its push (``village_node.syncing``): ``last_attempt`` is that attempt, ``last_success``
+the last attempt that succeeded, and ``error_kind`` / ``last_error`` the outcome of the attempt
+before (the outcome of an attempt is written after it and goes up with the next push). So a
+revision with an error and ``last_attempt`` after ``last_success`` says: the previous attempt
+failed. Its arrival also proves that this attempt's push reached the township, so an ``offline``
+or ``revoked`` outcome is already over (a kiosk that stays offline or refused sends nothing and
+shows as silent); an ``error`` (a pull or a push that broke off with a replication error) can
+repeat at every attempt while the pushes go through, and is what *failing* means.
 """
 
 from __future__ import annotations
@@ -31,6 +42,7 @@ __all__ = ["FleetFilter", "FleetKiosk", "STATES", "fleet"]
 
 STATES = {
     "silent": "长时间未联系",
+    "failing": "同步失败",
     "skewed": "时钟偏差",
     "stale": "目录版本落后",
     "refused": "有被拒文档",
@@ -38,6 +50,10 @@ STATES = {
     "revoked": "已吊销",
 }
 """The fleet page's state filter: value → Chinese label."""
+
+OVER_ON_ARRIVAL = frozenset({"offline", "revoked"})
+"""Error kinds a status revision cannot still be suffering when it reaches the district: its
+push got through (see the module's docstring)."""
 
 
 @dataclass(frozen=True)
@@ -104,11 +120,22 @@ class FleetKiosk:
             return f"正常 ({'+' if self.skew_seconds >= 0 else '-'}{amount})"
         return f"快 {amount}" if self.skew_seconds > 0 else f"慢或延迟到达 {amount}"
 
+    @property
+    def failing(self) -> bool:
+        """Its last completed sync attempt failed with an error that outlives the push (see the
+        module's docstring); never for a revoked kiosk."""
+        if self.revoked or not self.error_kind or self.error_kind in OVER_ON_ARRIVAL:
+            return False
+        if self.last_success is None:
+            return True
+        return self.last_attempt is not None and self.last_attempt > self.last_success
+
     def matches(self, state: str) -> bool:
         """Whether the kiosk is in one of ``STATES`` (any state for an empty one)."""
         return {
             "": True,
             "silent": self.silent,
+            "failing": self.failing,
             "skewed": self.skewed,
             "stale": self.stale,
             "refused": self.refused > 0,

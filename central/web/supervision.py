@@ -17,6 +17,7 @@ from litestar.response import Template
 from central.services import hierarchy
 from central.services.exports import FORMATS, Cell, Table
 from central.services.fleet import STATES, FleetFilter, FleetKiosk, fleet
+from central.services.node_health import node_health
 from central.services.published import current_catalogue
 from central.services.standards import (
     StandardsFilter,
@@ -40,7 +41,11 @@ def _townships(session: Any) -> list[tuple[str, str]]:
 
 
 def _fleet_context(session: Any, wanted: FleetFilter) -> dict[str, Any]:
-    return {"kiosks": fleet(session, wanted), "townships": _townships(session)}
+    return {
+        "kiosks": fleet(session, wanted),
+        "townships": _townships(session),
+        "nodes": node_health(session),
+    }
 
 
 def _local(value: datetime | None) -> str | None:
@@ -51,13 +56,14 @@ def fleet_table(kiosks: list[FleetKiosk]) -> Table:
     """The fleet page's table for export."""
     headers = ["村(社区)代码", "村(社区)", "镇街", "登记号", "终端编号", "最近成功同步",
                "区里最近收到", "待上传", "被拒文档", "时钟偏差(秒)", "时钟", "持有目录版本",
-               "当前目录版本", "目录落后", "长时间未联系", "已吊销", "最近错误"]  # fmt: skip
+               "当前目录版本", "目录落后", "长时间未联系", "同步失败", "已吊销",
+               "最近错误"]  # fmt: skip
     rows: list[list[Cell]] = [
         [k.village, k.village_name, k.township_name, k.registration, k.instance,
          _local(k.last_success), _local(k.last_heard), k.waiting if k.has_status else None,
          k.refused if k.has_status else None, k.skew_seconds, k.skew_text, k.catalogue_version,
          k.current_version, "是" if k.stale else "", "是" if k.silent else "",
-         "是" if k.revoked else "", k.last_error]
+         "是" if k.failing else "", "是" if k.revoked else "", k.last_error]
         for k in kiosks
     ]  # fmt: skip
     return Table("终端运行情况", headers, rows)
@@ -102,8 +108,10 @@ async def fleet_page(
     format: FromQuery[str] = "",
 ) -> Template | Response[bytes]:
     """Every enrolled kiosk: village, last sync, waiting and refused documents, clock, catalogue
-    version, revoked or not; silent ones highlighted."""
+    version, revoked or not; silent and failing ones highlighted; then the township nodes'
+    replication checks. ``?state=`` is taken for ``show`` (the dashboard's alerts link so)."""
     settings = request.app.state.settings
+    show = show or request.query_params.get("state", "")
     wanted = FleetFilter(
         township=township[:12],
         village=village[:12],
