@@ -94,9 +94,9 @@ class ProjectionExtension(Protocol):
     """More tables a tier keeps beside the read model, written in the same transactions.
 
     ``documents`` gets a page's changes rows that are not case documents (enrolments, kiosk
-    status, …); ``cases`` gets every case id just refolded and the cases that folded (a case
-    whose fold failed, or that has no case document, is in ``ids`` only), with the calendar and
-    the day they were folded for.
+    status, …); ``cases`` gets every case id just refolded and the cases that folded, each with
+    its state and the ``cases`` row just written (a case whose fold failed, or that has no case
+    document, is in ``ids`` only), with the calendar and the day they were folded for.
     """
 
     def documents(self, session: Session, rows: Sequence[Doc]) -> None:
@@ -106,7 +106,7 @@ class ProjectionExtension(Protocol):
         self,
         session: Session,
         ids: Sequence[str],
-        folded: Sequence[tuple[Case, CaseState]],
+        folded: Sequence[tuple[Case, CaseState, Mapping[str, Any]]],
         calendar: WorkCalendar,
         today: date,
     ) -> None:
@@ -438,7 +438,7 @@ def _refold(
         )
     )
     rows: list[dict[str, Any]] = []
-    folded: list[tuple[Case, CaseState]] = []
+    folded: list[tuple[Case, CaseState, Mapping[str, Any]]] = []
     for case_id in ids:
         found = docs.get(case_id)
         if found is None:
@@ -449,7 +449,7 @@ def _refold(
             case = case_from_doc(doc)
             state = fold(case, events[case_id], options.calendar, options.today)
             rows.append(_case_row(case, state, seq, options))
-            folded.append((case, state))
+            folded.append((case, state, rows[-1]))
         except Exception as exc:  # one poisoned case must not stop the follower
             if isinstance(exc, InvalidInput):
                 message = "; ".join(e.message_en or e.message for e in exc.errors)

@@ -243,12 +243,15 @@ def colour_at(yellow_on: date | None, due_on: date | None, today: date) -> Colou
     return Colour.GREEN
 
 
-def colour_expr(today: date) -> ColumnElement[Any]:
-    """SQL for a case's colour on ``today`` (``'green'``/``'yellow'``/``'red'`` or NULL)."""
+def colour_expr(
+    today: date, yellow_on: Any = CaseRow.yellow_on, due_on: Any = CaseRow.due_on
+) -> ColumnElement[Any]:
+    """SQL for a case's colour on ``today`` (``'green'``/``'yellow'``/``'red'`` or NULL), from
+    the ``cases`` table's dates or the same dates in another table."""
     return case(
-        (or_(CaseRow.yellow_on.is_(None), CaseRow.due_on.is_(None)), None),
-        (CaseRow.due_on < today, Colour.RED.value),
-        (CaseRow.yellow_on <= today, Colour.YELLOW.value),
+        (or_(yellow_on.is_(None), due_on.is_(None)), None),
+        (due_on < today, Colour.RED.value),
+        (yellow_on <= today, Colour.YELLOW.value),
         else_=Colour.GREEN.value,
     )
 

@@ -336,12 +336,31 @@ class FleetStatus(Base):
 
 
 class CaseSupervision(Base):
-    """What supervision needs of a case beyond its ``cases`` row (same ``case_id``)."""
+    """One case as the district's supervision reads it: a narrow fact row (same ``case_id`` as
+    its ``cases`` row), so the dashboard's figures scan this table alone, never the wide one."""
 
     __tablename__ = "case_supervision"
     case_id: Mapped[str] = mapped_column(String(80), primary_key=True)
     township: Mapped[str] = mapped_column(String(12), index=True)
     item_code: Mapped[str] = mapped_column(String(40), index=True)
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    village: Mapped[str | None] = mapped_column(String(12))
+    kind: Mapped[str | None] = mapped_column(String(12))
+    mode: Mapped[str] = mapped_column(String(16))
+    handling_level: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(16))
+    assignee: Mapped[str | None] = mapped_column(String(200))
+    assignee_name: Mapped[str] = mapped_column(String(200), default="")
+    item_name: Mapped[str] = mapped_column(String(200), default="")
+    department: Mapped[str] = mapped_column(String(100), default="")
+    """The item's 实施主体 in the district's catalogue when the case was last projected."""
+    legal_days: Mapped[int | None] = mapped_column(Integer)
+    """The item's legal limit (working days) in the catalogue then; None without one."""
+    returns: Mapped[int] = mapped_column(Integer, default=0)
+    due_on: Mapped[date | None] = mapped_column(Date)
+    yellow_on: Mapped[date | None] = mapped_column(Date)
+    due_provisional: Mapped[bool] = mapped_column(Boolean, default=False)
+    on_time: Mapped[bool | None] = mapped_column(Boolean)
     promised_days: Mapped[int] = mapped_column(Integer)
     """The promised limit the case was opened under (working days)."""
     days_taken: Mapped[int | None] = mapped_column(Integer)

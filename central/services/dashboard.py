@@ -1,36 +1,92 @@
-"""Per-township supervision figures and the ranking of the hardest units (issue 8 items 2-3).
+"""The district's supervision figures, grouped, and the ranking of the hardest units (issue 8
+items 2-3).
 
-One grouped query over the district read model (``cases`` joined with ``case_supervision``)
-for cases opened in a period. A case transferred to another township is counted once, where it
-continues: the ``transferred`` original is left out, its linked new case counts at the new
-township.
+One grouped query over the district read model's fact table ``case_supervision`` (one narrow
+row per case, kept by ``district_model``) for cases opened in a period, grouped by township,
+village, kind, mode, handling level, staff member, service or department (``GROUPS``). A case
+transferred to another township is counted once, where it continues: the ``transferred``
+original is left out, its linked new case counts at the new township. Every figure is a sum, so
+a total row is the sum of the groups' rows.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
-from central.db.models import CaseSupervision
+from central.db.models import CaseSupervision as Fact
+from core.cases import RATING_LABELS
+from core.catalogue import HandlingLevel, Kind, Mode
 from core.fold import CaseStatus
 from core.sla import Colour
 from sync.readmodel import CaseRow, colour_expr
 
 __all__ = [
     "FIGURES",
+    "GROUPS",
     "RANKINGS",
     "RANKING_FIGURES",
     "FigureCase",
+    "Figures",
     "Period",
-    "TownshipFigures",
     "figure_cases",
+    "figures",
+    "group_label",
     "ranking",
-    "township_figures",
 ]
+
+GROUPS = {
+    "township": "镇街",
+    "village": "村(社区)",
+    "kind": "服务类别",
+    "mode": "服务方式",
+    "level": "办理层级",
+    "staff": "经办人",
+    "service": "事项",
+    "department": "部门",
+}
+"""What the figures can be grouped by: name → Chinese label."""
+
+_GROUP_COLUMNS: dict[str, Any] = {
+    "township": Fact.township,
+    "village": Fact.village,
+    "kind": Fact.kind,
+    "mode": Fact.mode,
+    "level": Fact.handling_level,
+    "staff": Fact.assignee,
+    "service": Fact.item_code,
+    "department": Fact.department,
+}
+_GROUP_NAMES: dict[str, Any] = {"staff": Fact.assignee_name, "service": Fact.item_name}
+"""Groups whose display name is on the fact row itself."""
+
+_ENUMS: dict[str, Any] = {"kind": Kind, "mode": Mode, "level": HandlingLevel}
+_EMPTY = {
+    "village": "镇街窗口",
+    "staff": "未分派",
+    "department": "未填实施主体",
+    "kind": "未知类别",
+}
+"""What an empty key means in each group (a counter case has no village, …)."""
+
+
+def group_label(group: str, key: str, name: str = "", units: dict[str, str] | None = None) -> str:
+    """A group's key in Chinese: a unit's name, an enum's label, the name the row carries."""
+    if not key:
+        return _EMPTY.get(group, "—")
+    if group in ("township", "village"):
+        return (units or {}).get(key, key)
+    if group in _ENUMS:
+        try:
+            return str(_ENUMS[group](key).label)
+        except ValueError:
+            return key
+    return name or key
+
 
 NEARBY_LEVELS = ("village", "township")
 NO_TRIP_MODES = ("agency", "door_to_door", "video")
@@ -53,6 +109,7 @@ FIGURES = {
     "follow_up_open": "差评回访未结",
     "follow_up_late": "差评回访逾期",
     "follow_up_closed": "差评回访已结",
+    **{f"rating_{n}": f"评价为{label}" for n, label in RATING_LABELS.items()},
 }
 """The figures whose cases can be listed (``figure_cases``): name → Chinese label."""
 
@@ -82,10 +139,12 @@ class Period:
 
 
 @dataclass(frozen=True)
-class TownshipFigures:
-    """One township's figures over the period."""
+class Figures:
+    """One group's figures over the period (``key`` empty for "none", e.g. a counter case's
+    village; ``name`` the display name the fact rows carry, for staff and services)."""
 
-    township: str
+    key: str
+    name: str
     cases: int
     green: int
     yellow: int
@@ -98,11 +157,30 @@ class TownshipFigures:
     provisional: int
     days_taken_sum: int
     promised_sum: int
+    legal_completed: int
+    """Completed cases whose item has a legal limit."""
+    legal_sum: int
     rated: int
+    rating_1: int
+    rating_2: int
+    rating_3: int
+    rating_4: int
+    rating_5: int
     bad: int
     follow_up_open: int
     follow_up_late: int
     follow_up_closed: int
+
+    @classmethod
+    def total(cls, rows: list[Figures], name: str = "合计") -> Figures:
+        """The sum of ``rows`` (every figure is a count or a sum)."""
+        sums = {f.name: sum(getattr(r, f.name) for r in rows) for f in fields(cls)[2:]}
+        return cls("", name, **sums)
+
+    @property
+    def ratings(self) -> tuple[int, int, int, int, int]:
+        """How many cases were last rated 1, 2, 3, 4, 5."""
+        return (self.rating_1, self.rating_2, self.rating_3, self.rating_4, self.rating_5)
 
     @property
     def overdue(self) -> int:
@@ -134,17 +212,22 @@ class TownshipFigures:
         """Average promised limit of the same completed cases."""
         return self.promised_sum / self.completed if self.completed else None
 
+    @property
+    def average_legal(self) -> float | None:
+        """Average legal limit of the completed cases whose item has one."""
+        return self.legal_sum / self.legal_completed if self.legal_completed else None
+
 
 def _count(condition: Any) -> Any:
     return func.sum(case((condition, 1), else_=0))
 
 
 def _conditions(today: date) -> dict[str, Any]:
-    """Each countable figure's condition on a case row (joined with its supervision row)."""
-    colour = colour_expr(today)
-    done = CaseSupervision.days_taken.is_not(None)
-    open_follow_up = CaseSupervision.follow_up == "open"
-    late = and_(done, CaseRow.on_time.is_(False))
+    """Each countable figure's condition on a fact row."""
+    colour = colour_expr(today, Fact.yellow_on, Fact.due_on)
+    done = Fact.days_taken.is_not(None)
+    open_follow_up = Fact.follow_up == "open"
+    late = and_(done, Fact.on_time.is_(False))
     return {
         "green": colour == Colour.GREEN.value,
         "yellow": colour == Colour.YELLOW.value,
@@ -152,65 +235,58 @@ def _conditions(today: date) -> dict[str, Any]:
         "completed": done,
         "completed_late": late,
         "overdue": or_(colour == Colour.RED.value, late),
-        "nearby": CaseRow.handling_level.in_(NEARBY_LEVELS),
-        "no_trip": CaseRow.mode.in_(NO_TRIP_MODES),
-        "returns": CaseRow.returns > 0,
-        "provisional": CaseRow.due_provisional.is_(True),
-        "rated": CaseSupervision.rating_level.is_not(None),
-        "bad": CaseSupervision.bad_rating.is_(True),
+        "nearby": Fact.handling_level.in_(NEARBY_LEVELS),
+        "no_trip": Fact.mode.in_(NO_TRIP_MODES),
+        "returns": Fact.returns > 0,
+        "provisional": Fact.due_provisional.is_(True),
+        "rated": Fact.rating_level.is_not(None),
+        **{f"rating_{n}": Fact.rating_level == n for n in range(1, 6)},
+        "bad": Fact.bad_rating.is_(True),
         "follow_up_open": open_follow_up,
-        "follow_up_late": and_(open_follow_up, CaseSupervision.follow_up_deadline < today),
-        "follow_up_closed": CaseSupervision.follow_up == "closed",
+        "follow_up_late": and_(open_follow_up, Fact.follow_up_deadline < today),
+        "follow_up_closed": Fact.follow_up == "closed",
     }
 
 
-def _in_period(query: Any, period: Period) -> Any:
+def _scope(query: Any, period: Period, township: str) -> Any:
     low, high = period.bounds()
-    return (
-        query.select_from(CaseRow)
-        .outerjoin(CaseSupervision, CaseSupervision.case_id == CaseRow.case_id)
-        .where(CaseRow.opened_at >= low, CaseRow.opened_at < high)
-        .where(CaseRow.status != "transferred")
-    )
+    query = query.where(Fact.opened_at >= low, Fact.opened_at < high)
+    query = query.where(Fact.status != CaseStatus.TRANSFERRED.value)
+    return query.where(Fact.township == township) if township else query
 
 
-def township_figures(session: Session, period: Period, today: date) -> list[TownshipFigures]:
-    """Every township with cases opened in ``period``, in code order."""
+def figures(
+    session: Session, period: Period, today: date, group: str = "township", township: str = ""
+) -> list[Figures]:
+    """Every group (``GROUPS``) with cases opened in ``period`` (in one township, or all), in
+    key order."""
+    if group not in GROUPS:
+        raise ValueError(f"unknown group {group!r}")
     c = _conditions(today)
     done = c["completed"]
-    query = _in_period(
-        select(
-            CaseRow.township,
-            func.count(),
-            _count(c["green"]),
-            _count(c["yellow"]),
-            _count(c["red"]),
-            _count(done),
-            _count(c["completed_late"]),
-            _count(c["nearby"]),
-            _count(c["no_trip"]),
-            func.sum(CaseRow.returns),
-            _count(c["provisional"]),
-            func.sum(case((done, CaseSupervision.days_taken), else_=0)),
-            func.sum(case((done, CaseSupervision.promised_days), else_=0)),
-            _count(c["rated"]),
-            _count(c["bad"]),
-            _count(c["follow_up_open"]),
-            _count(c["follow_up_late"]),
-            _count(c["follow_up_closed"]),
-        ),
-        period,
-    )
-    query = query.group_by(CaseRow.township).order_by(CaseRow.township)
+    with_legal = and_(done, Fact.legal_days.is_not(None))
+    key = func.coalesce(_GROUP_COLUMNS[group], "")
+    name = func.max(_GROUP_NAMES[group]) if group in _GROUP_NAMES else func.max("")
+    counted = [
+        func.count(), _count(c["green"]), _count(c["yellow"]), _count(c["red"]), _count(done),
+        _count(c["completed_late"]), _count(c["nearby"]), _count(c["no_trip"]),
+        func.sum(Fact.returns), _count(c["provisional"]),
+        func.sum(case((done, Fact.days_taken), else_=0)),
+        func.sum(case((done, Fact.promised_days), else_=0)),
+        _count(with_legal), func.sum(case((with_legal, Fact.legal_days), else_=0)),
+        _count(c["rated"]), *(_count(c[f"rating_{n}"]) for n in range(1, 6)), _count(c["bad"]),
+        _count(c["follow_up_open"]), _count(c["follow_up_late"]), _count(c["follow_up_closed"]),
+    ]  # fmt: skip
+    query = _scope(select(key, name, *counted), period, township).group_by(key).order_by(key)
     return [
-        TownshipFigures(row[0], *(int(v or 0) for v in row[1:]))  # type: ignore[arg-type]
+        Figures(str(row[0]), str(row[1] or ""), *(int(v or 0) for v in row[2:]))  # type: ignore[arg-type]
         for row in session.execute(query)
     ]
 
 
 @dataclass(frozen=True)
 class FigureCase:
-    """One case behind a township's figure."""
+    """One case behind a figure."""
 
     case_number: str
     item_name: str
@@ -221,6 +297,7 @@ class FigureCase:
     due_on: date | None
     due_provisional: bool
     colour: str | None
+    assignee_name: str
 
     @property
     def status_label(self) -> str:
@@ -242,38 +319,35 @@ def figure_cases(
     today: date,
     *,
     township: str = "",
+    group: str = "",
+    key: str = "",
     figure: str = "",
     limit: int = 1000,
 ) -> list[FigureCase]:
-    """The cases counted in one figure (``FIGURES``; empty for all cases) of one township (empty
-    for every township) over ``period``: the same conditions ``township_figures`` counts."""
+    """The cases counted in one figure (``FIGURES``; empty for all cases) over ``period``, of
+    one township (empty for all) and, with ``group``, of the group whose key is ``key`` (empty
+    for the group's "none"): the same conditions ``figures`` counts."""
     if figure and figure not in FIGURES:
         raise ValueError(f"unknown figure {figure!r}")
-    colour = colour_expr(today)
-    query = _in_period(
-        select(
-            CaseRow.case_number,
-            CaseRow.item_name,
-            CaseRow.village,
-            CaseRow.township,
-            CaseRow.status,
-            CaseRow.opened_at,
-            CaseRow.due_on,
-            CaseRow.due_provisional,
-            colour,
-        ),
-        period,
-    )
+    if group and group not in GROUPS:
+        raise ValueError(f"unknown group {group!r}")
+    query = select(
+        CaseRow.case_number, Fact.item_name, Fact.village, Fact.township, Fact.status,
+        Fact.opened_at, Fact.due_on, Fact.due_provisional,
+        colour_expr(today, Fact.yellow_on, Fact.due_on), Fact.assignee_name,
+    ).join(CaseRow, CaseRow.case_id == Fact.case_id)  # fmt: skip
+    query = _scope(query, period, township)
     if figure and figure != "cases":
         query = query.where(_conditions(today)[figure])
-    if township:
-        query = query.where(CaseRow.township == township)
-    query = query.order_by(CaseRow.township, CaseRow.opened_at, CaseRow.case_id).limit(limit)
+    if group:
+        column = _GROUP_COLUMNS[group]
+        query = query.where(column == key if key else or_(column.is_(None), column == ""))
+    query = query.order_by(Fact.township, Fact.opened_at, Fact.case_id).limit(limit)
     return [FigureCase(*row) for row in session.execute(query)]
 
 
-def ranking(figures: list[TownshipFigures], by: str) -> list[TownshipFigures]:
-    """The townships hardest first by one of ``RANKINGS`` (ties by more cases, then code)."""
+def ranking(rows: list[Figures], by: str) -> list[Figures]:
+    """The groups hardest first by one of ``RANKINGS`` (ties by more cases, then key)."""
     if by not in RANKINGS:
         raise ValueError(f"unknown ranking {by!r}")
-    return sorted(figures, key=lambda f: (-getattr(f, by), -f.cases, f.township))
+    return sorted(rows, key=lambda f: (-getattr(f, by), -f.cases, f.key))

@@ -3,9 +3,11 @@
 ``sync.projection`` mirrors the `district` database's cases into the shared read model; this
 extension, run in the same page transactions (so under the same checkpoint), keeps what only the
 district's supervision reads: the kiosk fleet (``enrolment`` and ``kiosk_status`` documents) and
-one ``case_supervision`` row per case (days taken in working days, ratings, 差评 follow-up,
-transfer). Fleet rows are upserted by document id and survive a rebuild, so the time each status
-revision was first seen — what its clock skew is measured against — is not reset by replaying.
+one ``case_supervision`` fact row per case (its period, place, kind, mode, level, staff and
+service; the item's department and legal limit in the district's catalogue; days taken in working
+days, ratings, 差评 follow-up, transfer) — everything the dashboard counts, in one narrow table.
+Fleet rows are upserted by document id and survive a rebuild, so the time each status revision
+was first seen — what its clock skew is measured against — is not reset by replaying.
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import delete, insert
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
-from central.db.models import CaseSupervision, FleetEnrolment, FleetStatus
+from central.db.models import CaseSupervision, FleetEnrolment, FleetStatus, Item
 from core.calendar import WorkCalendar
 from core.cases import FOLLOW_UP_WORKING_DAYS, Case
 from core.fold import CaseState
@@ -26,6 +28,7 @@ from sync.database import Doc
 
 __all__ = [
     "DistrictExtension",
+    "item_facts",
     "supervision_row",
 ]
 
@@ -141,19 +144,50 @@ class DistrictExtension:
         self,
         session: Session,
         ids: Sequence[str],
-        folded: Sequence[tuple[Case, CaseState]],
+        folded: Sequence[tuple[Case, CaseState, Mapping[str, Any]]],
         calendar: WorkCalendar,
         today: date,
     ) -> None:
         """Replace the ``case_supervision`` rows of the refolded cases."""
         session.execute(delete(CaseSupervision).where(CaseSupervision.case_id.in_(list(ids))))
-        rows = [supervision_row(case, state, calendar) for case, state in folded]
+        items = item_facts(session, {case.item_code for case, _state, _row in folded})
+        rows = [
+            supervision_row(case, state, row, calendar, items.get(case.item_code, ("", None)))
+            for case, state, row in folded
+        ]
         if rows:
             session.execute(insert(CaseSupervision), rows)
 
 
-def supervision_row(case: Case, state: CaseState, calendar: WorkCalendar) -> dict[str, Any]:
-    """The ``case_supervision`` row of a folded case."""
+def item_facts(session: Session, codes: set[str]) -> dict[str, tuple[str, int | None]]:
+    """Each catalogue item's department (实施主体) and legal limit in the district's catalogue."""
+    if not codes:
+        return {}
+    found: dict[str, tuple[str, int | None]] = {}
+    for code, body in session.execute(select(Item.code, Item.body).where(Item.code.in_(codes))):
+        body = body if isinstance(body, Mapping) else {}
+        department = str(body.get("department") or "")[:100]
+        found[code] = (department, _int(body.get("legal_limit_days")))
+    return found
+
+
+FACT_COLUMNS = (
+    "township", "item_code", "item_name", "opened_at", "village", "kind", "mode",
+    "handling_level", "status", "assignee", "assignee_name", "returns", "due_on", "yellow_on",
+    "due_provisional", "on_time", "completed_on",
+)  # fmt: skip
+"""What the supervision row copies from the case's ``cases`` row."""
+
+
+def supervision_row(
+    case: Case,
+    state: CaseState,
+    row: Mapping[str, Any],
+    calendar: WorkCalendar,
+    item: tuple[str, int | None] = ("", None),
+) -> dict[str, Any]:
+    """The ``case_supervision`` row of a folded case, from its ``cases`` row, its state and its
+    catalogue item's (department, legal limit)."""
     days_taken = None
     if state.completed_on is not None:
         start = state.accepted_on or state.completed_on
@@ -168,12 +202,12 @@ def supervision_row(case: Case, state: CaseState, calendar: WorkCalendar) -> dic
     elif bad:
         follow_up = "closed"
     return {
+        **{name: row[name] for name in FACT_COLUMNS},
         "case_id": case.id,
-        "township": case.township,
-        "item_code": case.item_code,
+        "department": item[0],
+        "legal_days": item[1],
         "promised_days": case.promised_limit_days,
         "days_taken": days_taken,
-        "completed_on": state.completed_on,
         "rating_level": state.ratings[-1].level if state.ratings else None,
         "bad_rating": bool(bad),
         "follow_up": follow_up,

@@ -42,17 +42,17 @@ def test_filter_rank_open_cases_and_export(page: Page, district: District, tmp_p
     # Period and township.
     page.get_by_label("受理登记自").fill("2026-12-01")
     page.get_by_label("至", exact=True).fill("2026-12-31")
-    page.get_by_label("镇街").select_option(label="静观镇")
+    page.locator("select[name=township]").select_option(label="静观镇")
     page.get_by_role("button", name="筛选").click()
     expect(page.locator("#total-cases")).to_have_text("3")
-    expect(page.locator(f'#volume tr[data-township="{OTHER_TOWNSHIP}"]')).to_have_count(0)
-    expect(page.locator("svg.chart")).to_have_count(5)
+    expect(page.locator(f'#volume tr[data-key="{OTHER_TOWNSHIP}"]')).to_have_count(0)
+    expect(page.locator("svg.chart")).to_have_count(6)
 
     # Rank by returns per case (a figure that does not move with today's date) and open the
     # cases behind 静观镇's: a3, returned once for a missing 户口簿.
     page.get_by_role("button", name="每件退回次数").click()
     expect(page.locator("#ranking-title")).to_contain_text("每件退回次数")
-    page.locator(f'#ranking tr[data-township="{TOWNSHIP}"] a[data-figure="returns"]').click()
+    page.locator(f'#ranking tr[data-key="{TOWNSHIP}"] a[data-figure="returns"]').click()
     page.wait_for_url("**/dashboard/cases?**")
     expect(page.locator("#cases-title")).to_have_text("静观镇 · 有退回")
     expect(page.locator("#case-count")).to_have_text("1")
@@ -61,11 +61,20 @@ def test_filter_rank_open_cases_and_export(page: Page, district: District, tmp_p
     page.go_back()
     page.wait_for_url("**/dashboard?**")
 
+    # Group 静观镇's cases by mode: one row per mode and a total row.
+    page.locator("select[name=group]").select_option(label="服务方式")
+    page.get_by_role("button", name="筛选").click()
+    expect(page.locator("#volume tbody tr")).to_have_count(4)  # window, agency, door, total
+    expect(page.locator("#volume tr.total td").nth(1)).to_have_text("3")
+    expect(page.locator("#ranking-title")).to_contain_text("按服务方式")
+    page.locator("select[name=group]").select_option(label="镇街")
+    page.get_by_role("button", name="筛选").click()
+
     # Export every table as XLSX and read the file back.
     with page.expect_download() as info:
         page.locator("#export-xlsx").click()
     download = info.value
-    assert download.suggested_filename == "dashboard-2026-12-01-2026-12-31.xlsx"
+    assert download.suggested_filename == "dashboard-township-2026-12-01-2026-12-31.xlsx"
     path = tmp_path / download.suggested_filename
     download.save_as(path)
     book = load_workbook(path)

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from central.app import create_app
 from central.db.models import Unit
 from central.services import accounts
-from central.services.dashboard import figure_cases, township_figures
+from central.services.dashboard import figure_cases, figures
 from central.services.district_model import DistrictExtension
 from central.settings import Settings
 from central.web.dashboard import district_today
@@ -66,30 +66,44 @@ def test_dashboard_page_cases_and_exports(
         assert client.get("/dashboard", follow_redirects=False).status_code in (302, 303, 401)
         _login(client)
         with sessions() as session:
-            figures = {f.township: f for f in township_figures(session, DECEMBER, today)}
+            by_township = {f.key: f for f in figures(session, DECEMBER, today)}
             bad = figure_cases(session, DECEMBER, today, township=TOWNSHIP, figure="bad")
             returned = figure_cases(session, DECEMBER, today, township=TOWNSHIP, figure="returns")
             everything = figure_cases(session, DECEMBER, today)
-        a, b = figures[TOWNSHIP], figures[OTHER_TOWNSHIP]
+        a, b = by_township[TOWNSHIP], by_township[OTHER_TOWNSHIP]
 
         page = client.get("/dashboard", params=PERIOD)
         assert page.status_code == 200
         assert '<b id="total-cases">5</b>' in page.text  # the transferred original counts once
         assert "静观镇" in page.text and "天生街道" in page.text
         # Five inline charts, nothing fetched from elsewhere.
-        assert page.text.count("<svg") == 5 and "<image" not in page.text
+        assert page.text.count("<svg") == 6 and "<image" not in page.text
         assert "<script" not in page.text
         assert 'href="/dashboard"' in page.text  # the nav link
         # Each figure links to its cases.
         link = f"/dashboard/cases?township={TOWNSHIP}&amp;figure=bad&amp;from=2026-12-01"
         assert link in page.text
         only = client.get("/dashboard", params={**PERIOD, "township": OTHER_TOWNSHIP}).text
-        assert '<b id="total-cases">2</b>' in only and f'data-township="{TOWNSHIP}"' not in only
+        assert '<b id="total-cases">2</b>' in only and f'data-key="{TOWNSHIP}"' not in only
         # The ranking: by overdue rate 天生街道 (1 of 2) comes before 静观镇 (1 of 3).
         ranked = client.get("/dashboard", params={**PERIOD, "by": "overdue_rate"}).text
         table = ranked.split('id="ranking"')[1]
         assert table.index("天生街道") < table.index("静观镇")
-        assert "最难办事排名 · 超期率" in ranked
+        assert "最难办事排名 · 按镇街 · 超期率" in ranked
+
+        # Grouped by mode: a total row, and each group's figures link to its cases.
+        by_mode = client.get("/dashboard", params={**PERIOD, "group": "mode"}).text
+        assert "上门办" in by_mode and "合计" in by_mode and 'data-key="door_to_door"' in by_mode
+        assert "最难办事排名 · 按服务方式 · 差评率" in by_mode
+        assert "group=mode&amp;key=door_to_door&amp;figure=cases" in by_mode
+        door = client.get(
+            "/dashboard/cases",
+            params={**PERIOD, "group": "mode", "key": "door_to_door", "figure": "returns"},
+        ).text
+        assert "全区 · 服务方式: 上门办 · 有退回" in door
+        assert (
+            f'data-case="{returned[0].case_number}"' in door and '<b id="case-count">1</b>' in door
+        )
 
         # The cases behind a figure: the same ones the service lists.
         listed = client.get(
@@ -119,7 +133,7 @@ def test_dashboard_page_cases_and_exports(
             r[0]: dict(zip(header, r, strict=True)) for r in sheet.iter_rows(2, values_only=True)
         }
         assert set(rows) == {TOWNSHIP, OTHER_TOWNSHIP}
-        for code, f in figures.items():
+        for code, f in by_township.items():
             row = rows[code]
             assert (row["办件"], row["红灯"], row["差评"], row["回访逾期"]) == (
                 f.cases, f.red, f.bad, f.follow_up_late)  # fmt: skip
@@ -133,7 +147,7 @@ def test_dashboard_page_cases_and_exports(
         assert raw.startswith(b"\xef\xbb\xbf")
         lines = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
         assert lines[0] == ["各镇街全部指标"] and lines[1][:3] == ["镇街代码", "镇街", "办件"]
-        assert ["办件量"] in lines and ["最难办事排名 · 差评率"] in lines
+        assert ["办件量"] in lines and ["最难办事排名 · 按镇街 · 差评率"] in lines
         cases_xlsx = client.get(
             "/dashboard/cases",
             params={**PERIOD, "township": TOWNSHIP, "figure": "bad", "format": "xlsx"},

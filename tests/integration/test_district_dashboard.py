@@ -1,15 +1,19 @@
-"""Per-township figures and the ranking (issue 8 items 2-3) against a hand-computed fixture of
+"""The dashboard's figures and the ranking (issue 8 items 2-3) against a hand-computed fixture of
 cases across two townships, with a provisional 2027 due date and a case transferred between the
-townships, on SQLite and PostgreSQL."""
+townships — per township and by every other grouping (village, kind, mode, level, staff,
+service, department), with the ratings distribution and the legal limits — on SQLite and
+PostgreSQL."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Any
 
+import msgspec
 from sqlalchemy.orm import Session, sessionmaker
 
-from central.services.dashboard import Period, ranking, township_figures
+from central.services.catalogue import create_item
+from central.services.dashboard import Figures, Period, figure_cases, figures, ranking
 from central.services.district_model import DistrictExtension
 from core.cases import (
     Accepted,
@@ -92,16 +96,35 @@ def _fixture() -> MemoryDatabase:
     return db
 
 
-def test_township_figures_and_ranking(sessions: sessionmaker[Session]) -> None:
-    project(_fixture(), sessions, "district", CAL, TODAY, extension=DistrictExtension())
+def catalogue(session: Session) -> None:
+    """The fixture's two items in the district's catalogue: QUICK under 区民政局 (legal limit 20
+    working days), SLOW under 区人力社保局 (legal 30)."""
+    create_item(session, msgspec.to_builtins(QUICK), "test")
+    slow = {**msgspec.to_builtins(SLOW), "department": "区人力社保局", "legal_limit_days": 30}
+    create_item(session, slow, "test")
+
+
+def _project(sessions: sessionmaker[Session]) -> None:
     with sessions() as session:
-        figures = {f.township: f for f in township_figures(session, DECEMBER, TODAY)}
-    assert set(figures) == {TOWNSHIP, OTHER_TOWNSHIP}
-    a, b = figures[TOWNSHIP], figures[OTHER_TOWNSHIP]
+        catalogue(session)
+    project(_fixture(), sessions, "district", CAL, TODAY, extension=DistrictExtension())
+
+
+def _by(sessions: sessionmaker[Session], group: str, township: str = "") -> dict[str, Figures]:
+    with sessions() as session:
+        return {f.key: f for f in figures(session, DECEMBER, TODAY, group, township)}
+
+
+def test_township_figures_and_ranking(sessions: sessionmaker[Session]) -> None:
+    _project(sessions)
+    by_township = _by(sessions, "township")
+    assert set(by_township) == {TOWNSHIP, OTHER_TOWNSHIP}
+    a, b = by_township[TOWNSHIP], by_township[OTHER_TOWNSHIP]
     assert (a.cases, a.green, a.yellow, a.red) == (3, 0, 1, 1)
     assert (a.completed, a.completed_late, a.overdue) == (1, 0, 1)
     assert (a.nearby, a.no_trip, a.returns, a.provisional) == (3, 2, 1, 1)
-    assert (a.average_days, a.average_promised) == (3.0, 3.0)
+    assert (a.average_days, a.average_promised, a.average_legal) == (3.0, 3.0, 20.0)
+    assert (a.ratings, b.ratings) == ((1, 0, 0, 0, 0), (0, 0, 0, 0, 1))
     assert (a.rated, a.bad, a.follow_up_open, a.follow_up_late, a.follow_up_closed) == (
         1, 1, 1, 1, 0)  # fmt: skip
     assert (b.cases, b.green, b.yellow, b.red) == (2, 0, 0, 0)
@@ -112,7 +135,7 @@ def test_township_figures_and_ranking(sessions: sessionmaker[Session]) -> None:
     assert (a.bad_rate, b.bad_rate) == (1.0, 0.0)
     assert (a.overdue_rate, b.overdue_rate) == (1 / 3, 0.5)
     assert (a.returns_per_case, b.returns_per_case) == (1 / 3, 0.0)
-    order = {by: [f.township for f in ranking(list(figures.values()), by)] for by in
+    order = {by: [f.key for f in ranking(list(by_township.values()), by)] for by in
              ("bad_rate", "overdue_rate", "returns_per_case")}  # fmt: skip
     assert order == {
         "bad_rate": [TOWNSHIP, OTHER_TOWNSHIP],
@@ -121,5 +144,54 @@ def test_township_figures_and_ranking(sessions: sessionmaker[Session]) -> None:
     }
     # The period bounds are district (China Standard Time) days.
     with sessions() as session:
-        nov = township_figures(session, Period(date(2026, 11, 1), date(2026, 11, 30)), TODAY)
-        assert [(f.township, f.cases) for f in nov] == [(OTHER_TOWNSHIP, 1)]
+        nov = figures(session, Period(date(2026, 11, 1), date(2026, 11, 30)), TODAY)
+        assert [(f.key, f.cases) for f in nov] == [(OTHER_TOWNSHIP, 1)]
+    total = Figures.total(list(by_township.values()))
+    assert (total.cases, total.red, total.overdue, total.bad, total.returns) == (5, 1, 2, 1, 1)
+    assert (total.average_days, total.average_legal, total.bad_rate) == (3.5, 20.0, 0.5)
+
+
+def test_figures_by_every_grouping(sessions: sessionmaker[Session]) -> None:
+    _project(sessions)
+    # Mode: a1 and b1 at the window (one 差评, one late), a2 and b2 by agency (a2 yellow and
+    # provisional), a3 door to door (red, returned once).
+    mode = _by(sessions, "mode")
+    assert set(mode) == {"window", "agency", "door_to_door"}
+    window, agency, door = mode["window"], mode["agency"], mode["door_to_door"]
+    assert (window.cases, window.completed, window.completed_late, window.rated) == (2, 2, 1, 2)
+    assert window.ratings == (1, 0, 0, 0, 1) and window.bad_rate == 0.5
+    assert (agency.cases, agency.yellow, agency.provisional, agency.no_trip) == (2, 1, 1, 2)
+    assert (door.cases, door.red, door.returns, door.no_trip) == (1, 1, 1, 1)
+    # Kind, level, village (all at counters), staff (none assigned), service.
+    kind = _by(sessions, "kind")
+    assert {k: f.cases for k, f in kind.items()} == {"government": 3, "life": 2}
+    assert {k: f.cases for k, f in _by(sessions, "level").items()} == {"township": 5}
+    assert {k: f.cases for k, f in _by(sessions, "village").items()} == {"": 5}
+    assert {k: f.cases for k, f in _by(sessions, "staff").items()} == {"": 5}
+    service = _by(sessions, "service")
+    assert {k: (f.cases, f.name) for k, f in service.items()} == {
+        QUICK.code: (3, QUICK.name), SLOW.code: (2, SLOW.name)}  # fmt: skip
+    # Department, from the district's catalogue: 区民政局 has a1 (差评), a3 (red) and b1 (late,
+    # rated 5); 区人力社保局 a2 and b2, nothing overdue or rated.
+    department = _by(sessions, "department")
+    civil, labour = department["区民政局"], department["区人力社保局"]
+    assert (civil.cases, civil.overdue, civil.bad, civil.rated) == (3, 2, 1, 2)
+    assert (civil.average_legal, labour.average_legal) == (20.0, None)
+    assert (labour.cases, labour.overdue, labour.rated) == (2, 0, 0)
+    assert [f.key for f in ranking(list(department.values()), "overdue_rate")] == [
+        "区民政局", "区人力社保局"]  # fmt: skip
+    # One township's groups only.
+    assert {k: f.cases for k, f in _by(sessions, "mode", OTHER_TOWNSHIP).items()} == {
+        "window": 1, "agency": 1}  # fmt: skip
+    # The cases behind a group's figure are the ones counted.
+    with sessions() as session:
+        red = figure_cases(session, DECEMBER, TODAY, group="mode", key="door_to_door", figure="red")
+        counter = figure_cases(session, DECEMBER, TODAY, group="village", key="")
+        late = figure_cases(
+            session, DECEMBER, TODAY, group="department", key="区民政局", figure="overdue"
+        )
+        unassigned = figure_cases(
+            session, DECEMBER, TODAY, township=OTHER_TOWNSHIP, group="staff", key=""
+        )
+    assert [c.township for c in red] == [TOWNSHIP] and len(counter) == 5
+    assert len(late) == civil.overdue and len(unassigned) == 2
