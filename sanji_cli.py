@@ -130,6 +130,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         hide_password,
         issue_demo_code,
         register_demo_nodes,
+        write_demo_history,
     )
     from sync.topology import setup_district, setup_township
 
@@ -144,6 +145,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if cmd_district_load_demo(args) != 0:
             return 1
         setup_district(district_url)
+        written = write_demo_history(district_url)
+        if written:
+            print(f"演示办件历史: 写入 {written} 份办件文档 (最近六周, 静观镇和天生街道)")
         settings = _district_settings(args)
         district_web = net.serve("district", create_app(settings), args.port)
         townships: dict[str, tuple[Any, str]] = {}

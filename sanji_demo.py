@@ -206,6 +206,18 @@ def offer_demo_visits(database_url: str, couch_url: str, township: str, days: in
         engine.dispose()
 
 
+def write_demo_history(couchdb_url: str) -> int:
+    """Six weeks of demo cases into the district's `district` database, on the first run only
+    (``central.demo.history``); return how many documents were written."""
+    from datetime import UTC, datetime
+
+    from central.demo import demo_history
+    from central.demo.history import write_history
+    from sync.couch import connect
+
+    return write_history(connect(couchdb_url)["district"], demo_history(datetime.now(UTC)))
+
+
 def register_demo_nodes(database_url: str, couchdb_url: str, nodes: dict[str, str]) -> None:
     """Register the demo townships' nodes at the district (a key only on the first run)."""
     from central.db import make_engine, make_sessionmaker

@@ -90,11 +90,16 @@ def _notify(state: State) -> None:
 
 
 def _check_nodes(state: State) -> None:
-    """Ask the township nodes for their replications, at most every ``node_check_seconds``."""
+    """Ask the township nodes for their replications, at most every ``node_check_seconds``
+    (and at once when a node was registered that was never asked)."""
     every = state.settings.node_check_seconds
     last: float | None = state.get("nodes_checked")
-    if every <= 0 or (last is not None and time.monotonic() - last < every):
+    if every <= 0:
         return
+    if last is not None and time.monotonic() - last < every:
+        with state.sessions() as session:
+            if not node_health.unchecked_nodes(session):
+                return
     state.nodes_checked = time.monotonic()  # a failing poll waits its turn too
     node_health.check_nodes(state.sessions, state.settings.township_timeout)
 

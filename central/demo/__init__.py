@@ -9,21 +9,27 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import datetime
 from importlib.resources import files
 from typing import Any, NamedTuple
 
+import msgspec
 from sqlalchemy.orm import Session
 
 from central.db.models import Account, Item
+from central.demo.history import history
 from central.services.accounts import create_account
 from central.services.catalogue import create_item
 from central.services.hierarchy import import_units_csv, mark_demo
-from core.hierarchy import Level, level_of
+from core.cases import CHINA_TIME
+from core.catalogue import CatalogueItem
+from core.hierarchy import Level, level_of, township_of
 
 __all__ = [
     "DEMO_ACCOUNTS",
     "DEMO_LOGINS",
     "DemoAccount",
+    "demo_history",
     "demo_items",
     "demo_units_csv",
     "load_demo",
@@ -106,6 +112,20 @@ def demo_items() -> list[dict[str, Any]]:
 def _demo_village_codes(data: bytes) -> list[str]:
     rows = csv.DictReader(io.StringIO(data.decode("utf-8-sig")))
     return [row["code"] for row in rows if level_of(row["code"]) is Level.VILLAGE]
+
+
+def demo_history(now: datetime) -> list[dict[str, Any]]:
+    """Six weeks of case documents at 静观镇 and 天生街道 up to ``now`` (``history``), handled by
+    the demo staff."""
+    villages: dict[str, list[str]] = {JINGGUAN: [], TIANSHENG: []}
+    for code in _demo_village_codes(demo_units_csv()):
+        villages.get(township_of(code) or "", []).append(code)
+    staff: dict[str, list[tuple[str, str]]] = {}
+    for a in DEMO_ACCOUNTS:
+        if a.role in ("township_staff", "township_head"):
+            staff.setdefault(a.unit_code, []).append((a.username, a.display_name))
+    items = [msgspec.convert(body, CatalogueItem, strict=False) for body in demo_items()]
+    return history(now.astimezone(CHINA_TIME).date(), now, items, villages, staff)
 
 
 def load_demo(session: Session) -> dict[str, int]:

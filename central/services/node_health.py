@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 import httpx
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from central.db.models import NodeCheck, TownshipNode, Unit
@@ -32,6 +32,7 @@ __all__ = [
     "NodeHealth",
     "check_nodes",
     "node_health",
+    "unchecked_nodes",
     "troubled_nodes",
 ]
 
@@ -199,6 +200,18 @@ def node_health(session: Session) -> list[NodeHealth]:
             )
         )
     return found
+
+
+def unchecked_nodes(session: Session) -> int:
+    """How many registered nodes have never been checked (a node registered since the last
+    poll is asked at once, not at the next one)."""
+    query = (
+        select(func.count())
+        .select_from(TownshipNode)
+        .outerjoin(NodeCheck, NodeCheck.township == TownshipNode.code)
+        .where(NodeCheck.township.is_(None))
+    )
+    return int(session.scalar(query) or 0)
 
 
 def troubled_nodes(session: Session) -> Sequence[NodeHealth]:

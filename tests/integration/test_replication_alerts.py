@@ -32,7 +32,7 @@ from central.db.models import NodeCheck, TownshipNode, Unit
 from central.services import accounts, hierarchy, outbox
 from central.services.alerts import alerts
 from central.services.fleet import STATES, FleetFilter, fleet
-from central.services.node_health import check_nodes, node_health
+from central.services.node_health import check_nodes, node_health, unchecked_nodes
 from central.services.nodes import register_node
 from central.settings import Settings
 from sync.couch import connect, couch_errors
@@ -233,6 +233,8 @@ def test_the_district_poll_stores_failing_and_unreachable_nodes(
 ) -> None:
     net.break_replications()
     _nodes(sessions, net)
+    with sessions() as session:
+        assert unchecked_nodes(session) == 3  # the background loop asks them at once
     began = time.monotonic()
     assert check_nodes(sessions, timeout=5.0) == 3
     assert time.monotonic() - began < 15
@@ -241,6 +243,8 @@ def test_the_district_poll_stores_failing_and_unreachable_nodes(
         health = {n.township: n for n in node_health(session)}
         found = alerts(session, date(2026, 12, 1), datetime.now(UTC), silent_hours=24)
     assert set(checks) == {T, U, V}
+    with sessions() as session:
+        assert unchecked_nodes(session) == 0  # unreachable ones too: they wait their turn
     assert checks[T].reachable and checks[T].failing_jobs == 6 and checks[T].jobs_total == 16
     assert not checks[U].reachable and "无法连接节点" in checks[U].detail
     assert not checks[V].reachable and "密钥" in checks[V].detail
