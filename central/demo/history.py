@@ -17,7 +17,8 @@ replication carries them down to the townships and villages like any case.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -79,17 +80,33 @@ class _Writer:
         return self.counter, self.clock.tick()
 
 
+class _Ref:
+    """A case still to be written: its document is made when its moment comes."""
+
+    case: Case
+
+
+@dataclass(order=True)
+class _Step:
+    """One document to write at ``moment`` (``order`` keeps the schedule's order on ties)."""
+
+    moment: datetime
+    order: int
+    make: Callable[[], dict[str, Any]] = field(compare=False)
+
+
 class _History:
+    """The schedule: what each writer does when; ``documents`` stamps it in time order, so
+    every writer's hybrid logical clock agrees with the wall clock and events sort as they
+    happened."""
+
     def __init__(self, today: date, now: datetime, items: Sequence[CatalogueItem]) -> None:
         self.today, self.now = today, now
         self.calendar = WorkCalendar()
         self.rng = random.Random(f"sanji-demo-{today.isoformat()}")
         self.items = [i for i in items if not i.retired]
         self.writers: dict[str, _Writer] = {}
-        self.docs: list[dict[str, Any]] = []
-
-    def writer(self, unit: str) -> _Writer:
-        return self.writers.setdefault(unit, _Writer(unit))
+        self.steps: list[_Step] = []
 
     def at(self, day: date, hour: int, minute: int = 0) -> datetime:
         return datetime.combine(day, time(hour, minute), CHINA_TIME)
@@ -107,34 +124,52 @@ class _History:
             phone=f"139{rng.randint(0, 99_999_999):08d}",
         )
 
+    def _schedule(self, moment: datetime, unit: str, make: Callable[..., dict[str, Any]]) -> None:
+        def stamped() -> dict[str, Any]:
+            writer = self.writers.setdefault(unit, _Writer(unit))
+            counter, hlc = writer.stamp(moment)
+            return make(writer.origin, counter, hlc)
+
+        self.steps.append(_Step(moment, len(self.steps), stamped))
+
     def open(
         self, day: date, township: str, village: str | None, item: CatalogueItem, mode: Mode,
-        linked: str | None = None,
-    ) -> tuple[Case, datetime]:  # fmt: skip
+        linked: _Ref | None = None,
+    ) -> tuple[_Ref, datetime]:  # fmt: skip
         moment = self.at(day, self.rng.randint(8, 15), self.rng.randint(0, 59))
-        writer = self.writer(village or township)
-        counter, hlc = writer.stamp(moment)
-        case = new_case(
-            origin=writer.origin, counter=counter, hlc=hlc, wall_time=moment,
-            author=f"demo.{INSTANCE}", village=village, township=township, item=item,
-            catalogue_version=1, applicant=self.person(township), mode=mode,
-            handling_unit=handling_unit(item, village, township), linked_case=linked,
-        )  # fmt: skip
-        self.docs.append(case_to_doc(case))
-        return case, moment
+        ref, applicant = _Ref(), self.person(township)
 
-    def act(self, case: Case, unit: str, payload: Any, moment: datetime, author: str) -> bool:
-        """Write an event at ``moment`` unless that is still to come; False if it is."""
+        def make(origin: Origin, counter: int, hlc: Any) -> dict[str, Any]:
+            ref.case = new_case(
+                origin=origin, counter=counter, hlc=hlc, wall_time=moment,
+                author=f"demo.{INSTANCE}", village=village, township=township, item=item,
+                catalogue_version=1, applicant=applicant, mode=mode,
+                handling_unit=handling_unit(item, village, township),
+                linked_case=linked.case.id if linked else None,
+            )  # fmt: skip
+            return case_to_doc(ref.case)
+
+        self._schedule(moment, village or township, make)
+        return ref, moment
+
+    def act(self, ref: _Ref, unit: str, payload: Any, moment: datetime, author: str) -> bool:
+        """Schedule an event at ``moment`` unless that is still to come; False if it is.
+        ``payload`` may be a function making it when it is written."""
         if moment > self.now:
             return False
-        writer = self.writer(unit)
-        counter, hlc = writer.stamp(moment)
-        event: CaseEvent = new_event(
-            case, payload, origin=writer.origin, counter=counter, hlc=hlc, wall_time=moment,
-            author=author,
-        )  # fmt: skip
-        self.docs.append(event_to_doc(event))
+
+        def make(origin: Origin, counter: int, hlc: Any) -> dict[str, Any]:
+            event: CaseEvent = new_event(
+                ref.case, payload() if callable(payload) else payload, origin=origin,
+                counter=counter, hlc=hlc, wall_time=moment, author=author,
+            )  # fmt: skip
+            return event_to_doc(event)
+
+        self._schedule(moment, unit, make)
         return True
+
+    def documents(self) -> list[dict[str, Any]]:
+        return [step.make() for step in sorted(self.steps)]
 
 
 def _staff(
@@ -155,8 +190,8 @@ def _one_case(
     if not modes:
         return
     case, moment = h.open(day, township, village, item, rng.choice(modes))
-    origin = case.origin.unit
-    unit = case.handling_unit
+    origin = village or township
+    unit = handling_unit(item, village, township)
     who, name = _staff(unit, staff, rng)
     if not h.act(case, origin, Submitted(), moment + timedelta(minutes=2), f"demo.{INSTANCE}"):
         return
@@ -196,12 +231,12 @@ def _one_case(
     if done_on is None:
         return
     done = max(h.at(done_on, 16, rng.randint(0, 59)), accepted + timedelta(minutes=30))
-    delivery = Delivery.WINDOW if case.village is None else Delivery.VILLAGE_AGENT
+    delivery = Delivery.WINDOW if village is None else Delivery.VILLAGE_AGENT
     if not h.act(case, unit, Completed(result="已办结", delivery=delivery), done, who):
         return
     if rng.random() < 0.6:
         level = rng.choices(list(RATING_WEIGHTS), weights=list(RATING_WEIGHTS.values()))[0]
-        channel = RatingChannel.TOWNSHIP if case.village is None else RatingChannel.KIOSK
+        channel = RatingChannel.TOWNSHIP if village is None else RatingChannel.KIOSK
         rated = done + timedelta(hours=rng.randint(1, 20))
         if h.act(case, origin, Rated(level=level, channel=channel), rated, "agent") and level <= 2:
             if rng.random() < 0.5:
@@ -216,12 +251,14 @@ def _one_case(
 
 
 def _transfer(h: _History, day: date, source: str, target: str, item: CatalogueItem) -> None:
-    """A case opened at ``source``'s counter that belongs to ``target``: transferred there."""
+    """A case opened at ``source``'s counter that belongs to ``target``: transferred there (the
+    new case, linked to it, and the ``transferred`` event written together)."""
     case, moment = h.open(day, source, None, item, Mode.WINDOW)
     h.act(case, source, Submitted(), moment + timedelta(minutes=2), f"demo.{INSTANCE}")
-    new, opened = h.open(h.later(day, 1), target, None, item, Mode.WINDOW, linked=case.id)
-    payload = Transferred(to_township=target, new_case_id=new.id, reason="申请人户籍在天生街道")
-    h.act(case, source, payload, opened - timedelta(minutes=30), f"demo.{INSTANCE}")
+    new, opened = h.open(h.later(day, 1), target, None, item, Mode.WINDOW, linked=case)
+    reason = "申请人户籍在天生街道"
+    payload = lambda: Transferred(to_township=target, new_case_id=new.case.id, reason=reason)  # noqa: E731
+    h.act(case, source, payload, opened + timedelta(minutes=1), f"demo.{INSTANCE}")
     h.act(new, target, Submitted(), opened + timedelta(minutes=2), f"demo.{INSTANCE}")
     h.act(new, target, Accepted(), opened + timedelta(minutes=30), f"demo.{INSTANCE}")
 
@@ -247,7 +284,7 @@ def history(
     if len(townships) >= 2 and counter_items:
         _transfer(h, h.later(today - timedelta(days=21), 0), townships[1], townships[0],
                   counter_items[0])  # fmt: skip
-    return h.docs
+    return h.documents()
 
 
 def write_history(database: Any, docs: list[dict[str, Any]]) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from central.demo import JINGGUAN, TIANSHENG, demo_history, load_demo
@@ -16,6 +17,7 @@ from central.services.district_model import DistrictExtension
 from core.calendar import WorkCalendar
 from sync.couch import connect
 from sync.projection import project
+from sync.readmodel import CaseRow
 from sync.remote import RemoteDatabase
 from sync.topology import setup_district
 from tests.conftest import CouchUnderTest
@@ -61,6 +63,8 @@ def test_dashboard_has_something_in_every_figure(
         by_township = {f.key: f for f in figures(session, period, TODAY)}
         departments = figures(session, period, TODAY, "department")
         staff = {f.key for f in figures(session, period, TODAY, "staff", JINGGUAN)}
+        conflicts = session.scalar(select(func.sum(CaseRow.conflicts)))
+    assert conflicts == 0  # every event falls where it is allowed: stamped as it happened
     assert set(by_township) == {JINGGUAN, TIANSHENG}
     total = Figures.total(list(by_township.values()))
     assert total.cases == cases - 1  # the transferred original counts once, where it went
