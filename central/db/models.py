@@ -40,6 +40,8 @@ __all__ = [
     "FleetEnrolment",
     "FleetStatus",
     "CaseSupervision",
+    "SupervisionMonth",
+    "MonthFigures",
 ]
 
 NAMING = {
@@ -358,7 +360,8 @@ class CaseSupervision(Base):
     """The item's legal limit (working days) in the catalogue then; None without one."""
     returns: Mapped[int] = mapped_column(Integer, default=0)
     due_on: Mapped[date | None] = mapped_column(Date)
-    yellow_on: Mapped[date | None] = mapped_column(Date)
+    yellow_on: Mapped[date | None] = mapped_column(Date, index=True)
+    """Set only while the case runs against its limit: the few rows whose colour is today's."""
     due_provisional: Mapped[bool] = mapped_column(Boolean, default=False)
     on_time: Mapped[bool | None] = mapped_column(Boolean)
     promised_days: Mapped[int] = mapped_column(Integer)
@@ -370,7 +373,34 @@ class CaseSupervision(Base):
     """The latest rating (1-5), None if unrated."""
     bad_rating: Mapped[bool] = mapped_column(Boolean, default=False)
     """Any 差评 (level 1 or 2)."""
-    follow_up: Mapped[str] = mapped_column(String(8), default="")
+    follow_up: Mapped[str] = mapped_column(String(8), default="", index=True)
     """``open`` or ``closed`` once a 差评 asked for a follow-up; empty otherwise."""
     follow_up_deadline: Mapped[date | None] = mapped_column(Date)
     transferred_to: Mapped[str | None] = mapped_column(String(12))
+
+
+class SupervisionMonth(Base):
+    """How often the fact rows of the cases opened in one month (district time) have changed:
+    the projection's extension bumps it with every change, so a stored month rollup is good
+    while it carries the same version."""
+
+    __tablename__ = "supervision_months"
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    """The month's first day."""
+    version: Mapped[int] = mapped_column(Integer)
+
+
+class MonthFigures(Base):
+    """One month's figures that change only with the cases (not with the day) for one group
+    key in one township: the dashboard's figures over long periods add these up instead of
+    reading every fact row (``central.services.rollups``). The row with township ``-`` marks
+    the (group, month) as computed at ``version``."""
+
+    __tablename__ = "month_figures"
+    grp: Mapped[str] = mapped_column(String(12), primary_key=True)
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    township: Mapped[str] = mapped_column(String(12), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    version: Mapped[int] = mapped_column(Integer)
+    counts: Mapped[dict[str, int]] = mapped_column(JSON)

@@ -6,11 +6,14 @@ row per case, kept by ``district_model``) for cases opened in a period, grouped 
 village, kind, mode, handling level, staff member, service or department (``GROUPS``). A case
 transferred to another township is counted once, where it continues: the ``transferred``
 original is left out, its linked new case counts at the new township. Every figure is a sum, so
-a total row is the sum of the groups' rows.
+a total row is the sum of the groups' rows, and a long period the sum of its months: whole past
+months come from stored rollups (``rollups``), which is what keeps two years of a district's
+cases quick.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -19,6 +22,7 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from central.db.models import CaseSupervision as Fact
+from central.services.rollups import Grouped, next_month, stored
 from core.cases import RATING_LABELS
 from core.catalogue import HandlingLevel, Kind, Mode
 from core.fold import CaseStatus
@@ -255,33 +259,98 @@ def _scope(query: Any, period: Period, township: str) -> Any:
     return query.where(Fact.township == township) if township else query
 
 
+TODAYS = ("green", "yellow", "red", "follow_up_late")
+"""The figures that move with the day; the others (``STEADY``) change only with the cases."""
+STEADY = tuple(f.name for f in fields(Figures)[2:] if f.name not in TODAYS)
+
+
+def _aggregates(today: date) -> dict[str, Any]:
+    """Each figure of ``Figures`` as an SQL aggregate over fact rows."""
+    c = _conditions(today)
+    done = c["completed"]
+    with_legal = and_(done, Fact.legal_days.is_not(None))
+    sums = {
+        "cases": func.count(),
+        "returns": func.sum(Fact.returns),
+        "days_taken_sum": func.sum(case((done, Fact.days_taken), else_=0)),
+        "promised_sum": func.sum(case((done, Fact.promised_days), else_=0)),
+        "legal_completed": _count(with_legal),
+        "legal_sum": func.sum(case((with_legal, Fact.legal_days), else_=0)),
+    }
+    return {name: sums[name] if name in sums else _count(c[name]) for name in (*STEADY, *TODAYS)}
+
+
+def _grouped(
+    session: Session, group: str, wanted: Sequence[str], today: date, period: Period,
+    township: str = "", *where: Any,
+) -> list[Grouped]:  # fmt: skip
+    """The ``wanted`` figures of the cases opened in ``period`` by township and group key."""
+    aggregates = _aggregates(today)
+    key = func.coalesce(_GROUP_COLUMNS[group], "")
+    name = func.max(_GROUP_NAMES[group]) if group in _GROUP_NAMES else func.max("")
+    query = select(Fact.township, key, name, *(aggregates[n] for n in wanted)).where(*where)
+    query = _scope(query, period, township).group_by(Fact.township, key)
+    return [
+        (
+            row[0],
+            str(row[1]),
+            str(row[2] or ""),
+            {n: int(v or 0) for n, v in zip(wanted, row[3:], strict=True)},
+        )
+        for row in session.execute(query)
+    ]
+
+
+def _months(period: Period, today: date) -> tuple[list[date], list[Period]]:
+    """The whole months of ``period`` that are over (their figures can be stored) and the
+    periods left at its edges."""
+    first = period.start if period.start.day == 1 else next_month(period.start.replace(day=1))
+    months: list[date] = []
+    while next_month(first) - timedelta(days=1) <= period.end and next_month(first) <= today:
+        months.append(first)
+        first = next_month(first)
+    if not months:
+        return [], [period]
+    edges = (
+        [Period(period.start, months[0] - timedelta(days=1))] if period.start < months[0] else []
+    )
+    if first <= period.end:
+        edges.append(Period(first, period.end))
+    return months, edges
+
+
 def figures(
     session: Session, period: Period, today: date, group: str = "township", township: str = ""
 ) -> list[Figures]:
     """Every group (``GROUPS``) with cases opened in ``period`` (in one township, or all), in
-    key order."""
+    key order. The steady figures of whole past months come from their stored rollups; the
+    rest is grouped now, today's colours and late follow-ups over the rows that can have them."""
     if group not in GROUPS:
         raise ValueError(f"unknown group {group!r}")
-    c = _conditions(today)
-    done = c["completed"]
-    with_legal = and_(done, Fact.legal_days.is_not(None))
-    key = func.coalesce(_GROUP_COLUMNS[group], "")
-    name = func.max(_GROUP_NAMES[group]) if group in _GROUP_NAMES else func.max("")
-    counted = [
-        func.count(), _count(c["green"]), _count(c["yellow"]), _count(c["red"]), _count(done),
-        _count(c["completed_late"]), _count(c["nearby"]), _count(c["no_trip"]),
-        func.sum(Fact.returns), _count(c["provisional"]),
-        func.sum(case((done, Fact.days_taken), else_=0)),
-        func.sum(case((done, Fact.promised_days), else_=0)),
-        _count(with_legal), func.sum(case((with_legal, Fact.legal_days), else_=0)),
-        _count(c["rated"]), *(_count(c[f"rating_{n}"]) for n in range(1, 6)), _count(c["bad"]),
-        _count(c["follow_up_open"]), _count(c["follow_up_late"]), _count(c["follow_up_closed"]),
-    ]  # fmt: skip
-    query = _scope(select(key, name, *counted), period, township).group_by(key).order_by(key)
-    return [
-        Figures(str(row[0]), str(row[1] or ""), *(int(v or 0) for v in row[2:]))  # type: ignore[arg-type]
-        for row in session.execute(query)
-    ]
+
+    def whole(month: date) -> list[Grouped]:
+        days = Period(month, next_month(month) - timedelta(days=1))
+        return _grouped(session, group, STEADY, today, days)
+
+    months, edges = _months(period, today)
+    parts: list[Grouped] = []
+    for month in months:  # every township's rollup is stored: keep the one asked for
+        parts += [p for p in stored(session, group, month, whole) if township in ("", p[0])]
+    for edge in edges:
+        parts += _grouped(session, group, STEADY, today, edge, township)
+    colours = ("green", "yellow", "red")
+    parts += _grouped(session, group, colours, today, period, township, Fact.yellow_on.is_not(None))
+    parts += _grouped(
+        session, group, ("follow_up_late",), today, period, township, Fact.follow_up == "open"
+    )
+    totals: dict[str, dict[str, int]] = {}
+    names: dict[str, str] = {}
+    for _township, key, name, counts in parts:
+        into = totals.setdefault(key, dict.fromkeys((*STEADY, *TODAYS), 0))
+        for figure, value in counts.items():
+            into[figure] += value
+        names[key] = max(names.get(key, ""), name)
+    return [Figures(key, names[key], **totals[key]) for key in sorted(totals)]
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from central.db.models import CaseSupervision, FleetEnrolment, FleetStatus, Item
+from central.services import rollups
 from core.calendar import WorkCalendar
 from core.cases import FOLLOW_UP_WORKING_DAYS, Case
 from core.fold import CaseState
@@ -148,8 +149,16 @@ class DistrictExtension:
         calendar: WorkCalendar,
         today: date,
     ) -> None:
-        """Replace the ``case_supervision`` rows of the refolded cases."""
-        session.execute(delete(CaseSupervision).where(CaseSupervision.case_id.in_(list(ids))))
+        """Replace the ``case_supervision`` rows of the refolded cases (and mark their months
+        changed, so their stored month figures are grouped again)."""
+        where = CaseSupervision.case_id.in_(list(ids))
+        before = session.scalars(select(CaseSupervision.opened_at).where(where))
+        rollups.bump(
+            session,
+            {rollups.month_of(t) for t in before}
+            | {rollups.month_of(row["opened_at"]) for *_, row in folded},
+        )
+        session.execute(delete(CaseSupervision).where(where))
         items = item_facts(session, {case.item_code for case, _state, _row in folded})
         rows = [
             supervision_row(case, state, row, calendar, items.get(case.item_code, ("", None)))

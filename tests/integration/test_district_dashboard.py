@@ -10,11 +10,14 @@ from datetime import date, datetime
 from typing import Any
 
 import msgspec
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from central.db.models import MonthFigures
 from central.services.catalogue import create_item
-from central.services.dashboard import Figures, Period, figure_cases, figures, ranking
+from central.services.dashboard import Figures, Period, _months, figure_cases, figures, ranking
 from central.services.district_model import DistrictExtension
+from central.services.rollups import MARK
 from core.cases import (
     Accepted,
     Case,
@@ -104,10 +107,12 @@ def catalogue(session: Session) -> None:
     create_item(session, slow, "test")
 
 
-def _project(sessions: sessionmaker[Session]) -> None:
+def _project(sessions: sessionmaker[Session]) -> MemoryDatabase:
     with sessions() as session:
         catalogue(session)
-    project(_fixture(), sessions, "district", CAL, TODAY, extension=DistrictExtension())
+    db = _fixture()
+    project(db, sessions, "district", CAL, TODAY, extension=DistrictExtension())
+    return db
 
 
 def _by(sessions: sessionmaker[Session], group: str, township: str = "") -> dict[str, Figures]:
@@ -195,3 +200,53 @@ def test_figures_by_every_grouping(sessions: sessionmaker[Session]) -> None:
         )
     assert [c.township for c in red] == [TOWNSHIP] and len(counter) == 5
     assert len(late) == civil.overdue and len(unassigned) == 2
+
+
+def test_months_of_a_period() -> None:
+    long = Period(date(2026, 11, 15), date(2027, 2, 10))
+    assert _months(long, date(2027, 3, 1)) == (
+        [date(2026, 12, 1), date(2027, 1, 1)],
+        [Period(date(2026, 11, 15), date(2026, 11, 30)), Period(date(2027, 2, 1), long.end)],
+    )
+    # A month not over yet is grouped live, never stored.
+    assert _months(long, date(2027, 1, 31)) == (
+        [date(2026, 12, 1)],
+        [Period(date(2026, 11, 15), date(2026, 11, 30)), Period(date(2027, 1, 1), long.end)],
+    )
+    assert _months(DECEMBER, date(2027, 1, 1)) == ([date(2026, 12, 1)], [])
+    assert _months(DECEMBER, TODAY) == ([], [DECEMBER])
+
+
+def test_whole_past_months_come_from_their_stored_figures(sessions: sessionmaker[Session]) -> None:
+    db = _project(sessions)
+    autumn, later = Period(date(2026, 11, 1), date(2026, 12, 31)), date(2027, 1, 4)
+
+    def by_township() -> dict[str, Figures]:
+        with sessions() as session:
+            return {f.key: f for f in figures(session, autumn, later)}
+
+    first = by_township()
+    with sessions() as session:
+        marks = session.execute(
+            select(MonthFigures.grp, MonthFigures.month).where(MonthFigures.township == MARK)
+        ).all()
+    assert sorted(marks) == [("township", date(2026, 11, 1)), ("township", date(2026, 12, 1))]
+    assert by_township() == first
+    assert first[OTHER_TOWNSHIP].cases == 3 and first[TOWNSHIP].cases == 3
+    # What is stored is what is read …
+    with sessions.begin() as session:
+        row = session.scalars(
+            select(MonthFigures).where(
+                MonthFigures.grp == "township", MonthFigures.month == date(2026, 11, 1),
+                MonthFigures.township == OTHER_TOWNSHIP,
+            )
+        ).one()  # fmt: skip
+        row.counts = {**row.counts, "cases": 7}
+    assert by_township()[OTHER_TOWNSHIP].cases == 9
+    # … until a case of that month changes: its version moves on and it is grouped again.
+    late = World(db, centre=CentreWriter(OTHER_TOWNSHIP, "ts0002"))
+    late.open("late", at("2026-11-25", 9), person("李四", "50010919600101002", "13800000002"),
+              of=QUICK, village=None, mode=Mode.WINDOW)  # fmt: skip
+    project(db, sessions, "district", CAL, TODAY, extension=DistrictExtension())
+    assert by_township()[OTHER_TOWNSHIP].cases == 4
+    assert by_township()[TOWNSHIP] == first[TOWNSHIP]

@@ -1,0 +1,56 @@
+"""month rollups of the dashboard's figures, and indexes for today's colours
+
+``supervision_months`` counts the changes to each month's fact rows; ``month_figures`` keeps
+each (group, month)'s figures that do not move with the day, valid while their version is the
+month's. The colours and late follow-ups, which do move with the day, are counted live over the
+rows that can have them: indexes on ``yellow_on`` and ``follow_up`` find those.
+
+Revision ID: 0010
+Revises: 0009
+Create Date: 2026-11-28 21:10:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0010"
+down_revision = "0009"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "supervision_months",
+        sa.Column("month", sa.Date(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("month", name=op.f("pk_supervision_months")),
+    )
+    op.create_table(
+        "month_figures",
+        sa.Column("grp", sa.String(length=12), nullable=False),
+        sa.Column("month", sa.Date(), nullable=False),
+        sa.Column("township", sa.String(length=12), nullable=False),
+        sa.Column("key", sa.String(length=200), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("counts", sa.JSON(), nullable=False),
+        sa.PrimaryKeyConstraint("grp", "month", "township", "key", name=op.f("pk_month_figures")),
+    )
+    with op.batch_alter_table("case_supervision", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_case_supervision_yellow_on"), ["yellow_on"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_case_supervision_follow_up"), ["follow_up"], unique=False
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("case_supervision", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_case_supervision_follow_up"))
+        batch_op.drop_index(batch_op.f("ix_case_supervision_yellow_on"))
+    op.drop_table("month_figures")
+    op.drop_table("supervision_months")
