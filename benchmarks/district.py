@@ -10,15 +10,17 @@ supervision facts ``case_supervision``, the fact row copying ``FACT_COLUMNS`` fr
 as the projection's district extension does, with the item's department and legal limit from
 the catalogue — in a database built by the district's migrations, the 50 benchmark items in its
 catalogue (``catalogue_items``), then ANALYZEd. Two years of intake over the 17 townships and
-their 20 villages each (one case in ten at a township counter, without a village): every
-status, mode and handling level, 50 items of every kind under 8 departments (legal limits on
-nine in ten), 5 staff per township (one case in five unassigned), a third accepted with due
-dates (some red), completed cases with their working days taken (some late), ratings (one in
-twelve a 差评) with follow-ups open, late or closed, transferred cases. Each dashboard query is
-timed ``--repeat`` times (p50 / p95): the figures by township for a month, a quarter and the
-whole two years, one township's figures, the figures by village, staff member, service and
-department, the ranking, the cases behind a figure, and the alerts. Target: every query under
-1 s.
+their 20 villages each (one case in ten at a township counter, without a village): cases
+older than two months closed (completed, some refused, withdrawn or transferred), younger ones
+in every status (the accepted ones with due dates, some red); every mode and handling level, 50
+items of every kind under 8 departments (legal limits on nine in ten), 5 staff per township
+(one case in five unassigned), completed cases with their working days taken (some late),
+ratings (one in twelve a 差评) with follow-ups open, late or closed. Each dashboard query is
+run once (*first*: a period with whole past months groups them and stores their rollups,
+``central.services.rollups``) and then timed ``--repeat`` times (p50 / p95, reading the
+rollups): the figures by township for a month, a quarter and the whole two years, one
+township's figures, the figures by village, staff member, service and department, the
+ranking, the cases behind a figure, and the alerts. Target: every query under 1 s.
 
 Rebuild. ``--rebuild-events`` events (each case: ``submitted``, ``received``, ``accepted``,
 ``assigned``; ``seed_store`` of ``benchmarks/township.py``) and their cases are written into an
@@ -66,6 +68,9 @@ from tests.sql import throwaway_database  # noqa: E402
 
 TOWNSHIPS = [f"500109{n:03d}000" for n in range(101, 118)]
 STATUSES = [s for s in CaseStatus if s is not CaseStatus.DRAFT]
+CLOSED = [CaseStatus.COMPLETED, CaseStatus.REFUSED, CaseStatus.WITHDRAWN, CaseStatus.TRANSFERRED]
+CLOSED_WEIGHTS = [90, 4, 3, 3]
+NOW = datetime.now(UTC)
 DEPARTMENTS = ["区民政局", "区人力社保局", "区卫生健康委", "区市场监管局", "区医保局",
                "区农业农村委", "区住房城乡建委", "区残联"]  # fmt: skip
 PROMISED = (1, 3, 5, 10, 20)
@@ -98,7 +103,7 @@ def seed(sessions: sessionmaker[Session], count: int) -> None:
         catalogue(session)
     rng = random.Random(2026)
     calendar = WorkCalendar()
-    start = datetime.now(UTC) - timedelta(days=730)
+    start = NOW - timedelta(days=730)
     step = timedelta(days=730) / count
     cases: list[dict[str, Any]] = []
     facts: list[dict[str, Any]] = []
@@ -109,7 +114,10 @@ def seed(sessions: sessionmaker[Session], count: int) -> None:
         item = ITEMS[n % 50]
         opened = start + step * n
         day = opened.date()
-        status = rng.choice(STATUSES)
+        # Cases older than two months are closed, as in a district in service (a few still
+        # open there would be red); younger ones are in every state.
+        old = (NOW - opened).days > 60
+        status = rng.choices(CLOSED, CLOSED_WEIGHTS)[0] if old else rng.choice(STATUSES)
         promised = int(item["promised_limit_days"])
         supervised = status in (CaseStatus.ACCEPTED, CaseStatus.SUSPENDED)
         due = calendar.add_working_days(day, promised).day if supervised else None
@@ -206,18 +214,22 @@ def queries() -> list[tuple[str, Callable[[Session], Any]]]:
     ]
 
 
-def time_queries(sessions: sessionmaker[Session], repeat: int) -> list[tuple[str, float, float]]:
-    """(query, p50 ms, p95 ms)."""
+def time_queries(
+    sessions: sessionmaker[Session], repeat: int
+) -> list[tuple[str, float, float, float]]:
+    """(query, first run ms, p50 ms, p95 ms of the ``repeat`` runs after it). The first run of
+    a period with whole past months groups them and stores their rollups; later runs read
+    them."""
     found = []
     for label, run in queries():
         times = []
-        for _ in range(repeat):
+        for _ in range(repeat + 1):
             with sessions() as session:
                 started = time.perf_counter()
                 run(session)
                 times.append((time.perf_counter() - started) * 1000)
-        times.sort()
-        found.append((label, statistics.median(times), times[round(0.95 * (len(times) - 1))]))
+        first, rest = times[0], sorted(times[1:])
+        found.append((label, first, statistics.median(rest), rest[round(0.95 * (len(rest) - 1))]))
     return found
 
 
@@ -232,10 +244,10 @@ def dashboard(kind: str, folder: Path, count: int, repeat: int) -> None:
             seed(sessions, count)
             seeded = time.perf_counter() - started
             print(f"{kind}: {count:,} cases seeded in {seeded:.0f} s", flush=True)
-            print(f"  {'query':<34} {'p50 ms':>9} {'p95 ms':>9}")
-            for label, p50, p95 in time_queries(sessions, repeat):
-                mark = "" if p95 < 1000 else "  (over 1 s)"
-                print(f"  {label:<34} {p50:9.0f} {p95:9.0f}{mark}", flush=True)
+            print(f"  {'query':<34} {'first ms':>9} {'p50 ms':>9} {'p95 ms':>9}")
+            for label, first, p50, p95 in time_queries(sessions, repeat):
+                mark = "" if max(first, p95) < 1000 else "  (over 1 s)"
+                print(f"  {label:<34} {first:9.0f} {p50:9.0f} {p95:9.0f}{mark}", flush=True)
         finally:
             engine.dispose()
 

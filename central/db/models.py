@@ -394,7 +394,8 @@ class MonthFigures(Base):
     """One month's figures that change only with the cases (not with the day) for one group
     key in one township: the dashboard's figures over long periods add these up instead of
     reading every fact row (``central.services.rollups``). The row with township ``-`` marks
-    the (group, month) as computed at ``version``."""
+    the (group, month) as grouped at ``version``. The count columns are the dashboard's steady
+    figures, by the same names."""
 
     __tablename__ = "month_figures"
     grp: Mapped[str] = mapped_column(String(12), primary_key=True)
@@ -403,4 +404,23 @@ class MonthFigures(Base):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), default="")
     version: Mapped[int] = mapped_column(Integer)
-    counts: Mapped[dict[str, int]] = mapped_column(JSON)
+    cases: Mapped[int] = mapped_column(Integer, default=0)
+    completed: Mapped[int] = mapped_column(Integer, default=0)
+    completed_late: Mapped[int] = mapped_column(Integer, default=0)
+    nearby: Mapped[int] = mapped_column(Integer, default=0)
+    no_trip: Mapped[int] = mapped_column(Integer, default=0)
+    returns: Mapped[int] = mapped_column(Integer, default=0)
+    provisional: Mapped[int] = mapped_column(Integer, default=0)
+    days_taken_sum: Mapped[int] = mapped_column(Integer, default=0)
+    promised_sum: Mapped[int] = mapped_column(Integer, default=0)
+    legal_completed: Mapped[int] = mapped_column(Integer, default=0)
+    legal_sum: Mapped[int] = mapped_column(Integer, default=0)
+    rated: Mapped[int] = mapped_column(Integer, default=0)
+    rating_1: Mapped[int] = mapped_column(Integer, default=0)
+    rating_2: Mapped[int] = mapped_column(Integer, default=0)
+    rating_3: Mapped[int] = mapped_column(Integer, default=0)
+    rating_4: Mapped[int] = mapped_column(Integer, default=0)
+    rating_5: Mapped[int] = mapped_column(Integer, default=0)
+    bad: Mapped[int] = mapped_column(Integer, default=0)
+    follow_up_open: Mapped[int] = mapped_column(Integer, default=0)
+    follow_up_closed: Mapped[int] = mapped_column(Integer, default=0)

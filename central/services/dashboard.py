@@ -22,7 +22,7 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from central.db.models import CaseSupervision as Fact
-from central.services.rollups import Grouped, next_month, stored
+from central.services.rollups import Grouped, next_month, summed
 from core.cases import RATING_LABELS
 from core.catalogue import HandlingLevel, Kind, Mode
 from core.fold import CaseStatus
@@ -333,9 +333,7 @@ def figures(
         return _grouped(session, group, STEADY, today, days)
 
     months, edges = _months(period, today)
-    parts: list[Grouped] = []
-    for month in months:  # every township's rollup is stored: keep the one asked for
-        parts += [p for p in stored(session, group, month, whole) if township in ("", p[0])]
+    parts = summed(session, group, months, township, whole)
     for edge in edges:
         parts += _grouped(session, group, STEADY, today, edge, township)
     colours = ("green", "yellow", "red")

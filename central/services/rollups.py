@@ -20,13 +20,13 @@ import logging
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from central.db.models import MonthFigures, SupervisionMonth
 
-__all__ = ["Grouped", "MARK", "bump", "month_of", "next_month", "stored"]
+__all__ = ["COUNTS", "Grouped", "MARK", "bump", "month_of", "next_month", "summed"]
 
 log = logging.getLogger(__name__)
 
@@ -69,28 +69,77 @@ def bump(session: Session, months: Iterable[date]) -> None:
     session.flush()
 
 
-def stored(
-    session: Session, group: str, month: date, compute: Callable[[date], list[Grouped]]
-) -> list[Grouped]:
-    """The month's groups: stored if still good, else ``compute(month)`` (then stored)."""
-    version = session.scalar(
-        select(SupervisionMonth.version).where(SupervisionMonth.month == month)
+COUNTS = tuple(
+    c.name
+    for c in MonthFigures.__table__.columns
+    if c.name not in ("grp", "month", "township", "key", "name", "version")
+)
+"""The figures a rollup row counts (its count columns)."""
+
+
+def _months_state(
+    session: Session, group: str, months: list[date]
+) -> tuple[dict[date, int], set[date]]:
+    """Each month's version, and the months whose stored rollups were grouped at it."""
+    versions: dict[date, int] = dict(
+        session.execute(
+            select(SupervisionMonth.month, SupervisionMonth.version).where(
+                SupervisionMonth.month.in_(months)
+            )
+        ).all()
     )
-    version = version or 0
-    rows = session.scalars(
-        select(MonthFigures).where(MonthFigures.grp == group, MonthFigures.month == month)
+    marks = session.execute(
+        select(MonthFigures.month, MonthFigures.version).where(
+            MonthFigures.grp == group, MonthFigures.month.in_(months), MonthFigures.township == MARK
+        )
     ).all()
-    if any(r.township == MARK and r.version == version for r in rows):
-        return [(r.township, r.key, r.name, r.counts) for r in rows if r.township != MARK]
-    fresh = compute(month)
-    _store(session, group, month, version, fresh)
-    return fresh
+    return versions, {month for month, version in marks if version == versions.get(month, 0)}
 
 
-def _store(session: Session, group: str, month: date, version: int, rows: list[Grouped]) -> None:
+def summed(
+    session: Session,
+    group: str,
+    months: list[date],
+    township: str,
+    compute: Callable[[date], list[Grouped]],
+) -> list[Grouped]:
+    """The groups of ``months`` (of one township, or all), summed over the months: from their
+    stored rollups, grouping (and storing) first the months whose rollups are missing or old.
+    A month that could not be stored is added from what was grouped."""
+    if not months:
+        return []
+    versions, good = _months_state(session, group, months)
+    unstored: list[Grouped] = []
+    for month in sorted(set(months) - good):
+        fresh = compute(month)  # grouped after reading the version: see the module's docstring
+        if _store(session, group, month, versions.get(month, 0), fresh):
+            good.add(month)
+        else:
+            unstored += [g for g in fresh if township in ("", g[0])]
+    query = select(
+        MonthFigures.key, func.max(MonthFigures.name),
+        *(func.sum(getattr(MonthFigures, name)) for name in COUNTS),
+    ).where(
+        MonthFigures.grp == group, MonthFigures.month.in_(good), MonthFigures.township != MARK
+    )  # fmt: skip
+    if township:
+        query = query.where(MonthFigures.township == township)
+    rows = session.execute(query.group_by(MonthFigures.key)).all()
+    return unstored + [
+        (
+            township,
+            row[0],
+            row[1] or "",
+            {n: int(v or 0) for n, v in zip(COUNTS, row[2:], strict=True)},
+        )
+        for row in rows
+    ]
+
+
+def _store(session: Session, group: str, month: date, version: int, rows: list[Grouped]) -> bool:
     values = [
         {"grp": group, "month": month, "township": township, "key": key, "name": name[:200],
-         "version": version, "counts": counts}
+         "version": version, **dict.fromkeys(COUNTS, 0), **counts}
         for township, key, name, counts in [*rows, (MARK, MARK, "", {})]
     ]  # fmt: skip
     try:
@@ -101,3 +150,5 @@ def _store(session: Session, group: str, month: date, version: int, rows: list[G
             writer.execute(insert(MonthFigures), values)
     except SQLAlchemyError as exc:  # stored by another request meanwhile, or busy: no matter
         log.info("month figures of %s %s not stored: %s", group, month, exc)
+        return False
+    return True

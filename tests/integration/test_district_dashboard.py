@@ -15,9 +15,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from central.db.models import MonthFigures
 from central.services.catalogue import create_item
-from central.services.dashboard import Figures, Period, _months, figure_cases, figures, ranking
+from central.services.dashboard import (
+    STEADY,
+    TODAYS,
+    Figures,
+    Period,
+    _months,
+    figure_cases,
+    figures,
+    ranking,
+)
 from central.services.district_model import DistrictExtension
-from central.services.rollups import MARK
+from central.services.rollups import COUNTS, MARK
 from core.cases import (
     Accepted,
     Case,
@@ -202,6 +211,10 @@ def test_figures_by_every_grouping(sessions: sessionmaker[Session]) -> None:
     assert len(late) == civil.overdue and len(unassigned) == 2
 
 
+def test_the_rollups_count_every_steady_figure() -> None:
+    assert set(COUNTS) == set(STEADY) and not set(STEADY) & set(TODAYS)
+
+
 def test_months_of_a_period() -> None:
     long = Period(date(2026, 11, 15), date(2027, 2, 10))
     assert _months(long, date(2027, 3, 1)) == (
@@ -241,7 +254,7 @@ def test_whole_past_months_come_from_their_stored_figures(sessions: sessionmaker
                 MonthFigures.township == OTHER_TOWNSHIP,
             )
         ).one()  # fmt: skip
-        row.counts = {**row.counts, "cases": 7}
+        row.cases = 7
     assert by_township()[OTHER_TOWNSHIP].cases == 9
     # … until a case of that month changes: its version moves on and it is grouped again.
     late = World(db, centre=CentreWriter(OTHER_TOWNSHIP, "ts0002"))

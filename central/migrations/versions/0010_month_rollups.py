@@ -20,6 +20,13 @@ down_revision = "0009"
 branch_labels = None
 depends_on = None
 
+COUNTS = (
+    "cases", "completed", "completed_late", "nearby", "no_trip", "returns", "provisional",
+    "days_taken_sum", "promised_sum", "legal_completed", "legal_sum", "rated", "rating_1",
+    "rating_2", "rating_3", "rating_4", "rating_5", "bad", "follow_up_open", "follow_up_closed",
+)  # fmt: skip
+"""The steady figures, one column each (as ``central.services.dashboard.STEADY``)."""
+
 
 def upgrade() -> None:
     op.create_table(
@@ -36,7 +43,7 @@ def upgrade() -> None:
         sa.Column("key", sa.String(length=200), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
-        sa.Column("counts", sa.JSON(), nullable=False),
+        *(sa.Column(name, sa.Integer(), nullable=False) for name in COUNTS),
         sa.PrimaryKeyConstraint("grp", "month", "township", "key", name=op.f("pk_month_figures")),
     )
     with op.batch_alter_table("case_supervision", schema=None) as batch_op:
