@@ -70,6 +70,8 @@ TOWNSHIPS = [f"500109{n:03d}000" for n in range(101, 118)]
 STATUSES = [s for s in CaseStatus if s is not CaseStatus.DRAFT]
 CLOSED = [CaseStatus.COMPLETED, CaseStatus.REFUSED, CaseStatus.WITHDRAWN, CaseStatus.TRANSFERRED]
 CLOSED_WEIGHTS = [90, 4, 3, 3]
+LEVELS, LEVEL_WEIGHTS = [5, 4, 3, 2, 1], [55, 25, 12, 5, 3]
+"""Ratings: one in twelve a 差评 (levels 1-2)."""
 NOW = datetime.now(UTC)
 DEPARTMENTS = ["区民政局", "区人力社保局", "区卫生健康委", "区市场监管局", "区医保局",
                "区农业农村委", "区住房城乡建委", "区残联"]  # fmt: skip
@@ -123,9 +125,10 @@ def seed(sessions: sessionmaker[Session], count: int) -> None:
         due = calendar.add_working_days(day, promised).day if supervised else None
         done = status is CaseStatus.COMPLETED
         taken = rng.randint(0, promised + 3) if done else None
-        rating = rng.randint(1, 5) if done and rng.random() < 0.6 else None
+        rating = rng.choices(LEVELS, LEVEL_WEIGHTS)[0] if done and rng.random() < 0.6 else None
         bad = rating is not None and rating <= 2
-        follow_up = rng.choice(("open", "closed")) if bad else ""
+        # A 差评 is followed up within weeks: the old ones are closed, recent ones open or late.
+        follow_up = ("closed" if old else rng.choice(("open", "closed"))) if bad else ""
         staff = rng.choice(STAFF[township]) if rng.random() < 0.8 else (None, "")
         case_id = f"case:{origin}:bench001:{n + 1:08d}"
         row: dict[str, Any] = {

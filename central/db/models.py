@@ -11,12 +11,14 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -342,6 +344,19 @@ class CaseSupervision(Base):
     its ``cases`` row), so the dashboard's figures scan this table alone, never the wide one."""
 
     __tablename__ = "case_supervision"
+    __table_args__ = (
+        # Today's colours and late follow-ups concern few rows: these partial indexes find the
+        # ones of a period without reading its other rows.
+        Index(
+            "ix_case_supervision_supervised_opened_at", "opened_at",
+            sqlite_where=text("yellow_on IS NOT NULL"),
+            postgresql_where=text("yellow_on IS NOT NULL"),
+        ),
+        Index(
+            "ix_case_supervision_follow_up_opened_at", "opened_at",
+            sqlite_where=text("follow_up = 'open'"), postgresql_where=text("follow_up = 'open'"),
+        ),
+    )  # fmt: skip
     case_id: Mapped[str] = mapped_column(String(80), primary_key=True)
     township: Mapped[str] = mapped_column(String(12), index=True)
     item_code: Mapped[str] = mapped_column(String(40), index=True)
@@ -360,7 +375,7 @@ class CaseSupervision(Base):
     """The item's legal limit (working days) in the catalogue then; None without one."""
     returns: Mapped[int] = mapped_column(Integer, default=0)
     due_on: Mapped[date | None] = mapped_column(Date)
-    yellow_on: Mapped[date | None] = mapped_column(Date, index=True)
+    yellow_on: Mapped[date | None] = mapped_column(Date)
     """Set only while the case runs against its limit: the few rows whose colour is today's."""
     due_provisional: Mapped[bool] = mapped_column(Boolean, default=False)
     on_time: Mapped[bool | None] = mapped_column(Boolean)
@@ -373,7 +388,7 @@ class CaseSupervision(Base):
     """The latest rating (1-5), None if unrated."""
     bad_rating: Mapped[bool] = mapped_column(Boolean, default=False)
     """Any 差评 (level 1 or 2)."""
-    follow_up: Mapped[str] = mapped_column(String(8), default="", index=True)
+    follow_up: Mapped[str] = mapped_column(String(8), default="")
     """``open`` or ``closed`` once a 差评 asked for a follow-up; empty otherwise."""
     follow_up_deadline: Mapped[date | None] = mapped_column(Date)
     transferred_to: Mapped[str | None] = mapped_column(String(12))

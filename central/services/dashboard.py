@@ -18,7 +18,7 @@ from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import ColumnElement, and_, case, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 
 from central.db.models import CaseSupervision as Fact
@@ -226,11 +226,17 @@ def _count(condition: Any) -> Any:
     return func.sum(case((condition, 1), else_=0))
 
 
+OPEN: ColumnElement[str] = literal_column("'open'")
+"""Written out (not a bound parameter), so the partial index on open follow-ups matches."""
+SUPERVISED = Fact.yellow_on.is_not(None)
+"""The rows with a colour today (matching the partial index on them)."""
+
+
 def _conditions(today: date) -> dict[str, Any]:
     """Each countable figure's condition on a fact row."""
     colour = colour_expr(today, Fact.yellow_on, Fact.due_on)
     done = Fact.days_taken.is_not(None)
-    open_follow_up = Fact.follow_up == "open"
+    open_follow_up = Fact.follow_up == OPEN
     late = and_(done, Fact.on_time.is_(False))
     return {
         "green": colour == Colour.GREEN.value,
@@ -337,9 +343,9 @@ def figures(
     for edge in edges:
         parts += _grouped(session, group, STEADY, today, edge, township)
     colours = ("green", "yellow", "red")
-    parts += _grouped(session, group, colours, today, period, township, Fact.yellow_on.is_not(None))
+    parts += _grouped(session, group, colours, today, period, township, SUPERVISED)
     parts += _grouped(
-        session, group, ("follow_up_late",), today, period, township, Fact.follow_up == "open"
+        session, group, ("follow_up_late",), today, period, township, Fact.follow_up == OPEN
     )
     totals: dict[str, dict[str, int]] = {}
     names: dict[str, str] = {}
@@ -406,6 +412,8 @@ def figure_cases(
     query = _scope(query, period, township)
     if figure and figure != "cases":
         query = query.where(_conditions(today)[figure])
+    if figure in TODAYS:  # let the partial indexes find the few rows it can be
+        query = query.where(Fact.follow_up == OPEN if figure == "follow_up_late" else SUPERVISED)
     if group:
         column = _GROUP_COLUMNS[group]
         query = query.where(column == key if key else or_(column.is_(None), column == ""))

@@ -3,7 +3,7 @@
 ``supervision_months`` counts the changes to each month's fact rows; ``month_figures`` keeps
 each (group, month)'s figures that do not move with the day, valid while their version is the
 month's. The colours and late follow-ups, which do move with the day, are counted live over the
-rows that can have them: indexes on ``yellow_on`` and ``follow_up`` find those.
+rows that can have them: partial indexes on ``opened_at`` find those of a period.
 
 Revision ID: 0010
 Revises: 0009
@@ -26,6 +26,11 @@ COUNTS = (
     "rating_2", "rating_3", "rating_4", "rating_5", "bad", "follow_up_open", "follow_up_closed",
 )  # fmt: skip
 """The steady figures, one column each (as ``central.services.dashboard.STEADY``)."""
+PARTIAL = (
+    ("ix_case_supervision_supervised_opened_at", "yellow_on IS NOT NULL"),
+    ("ix_case_supervision_follow_up_opened_at", "follow_up = 'open'"),
+)
+"""Partial indexes: the few rows of a period whose colour or follow-up is today's."""
 
 
 def upgrade() -> None:
@@ -46,18 +51,15 @@ def upgrade() -> None:
         *(sa.Column(name, sa.Integer(), nullable=False) for name in COUNTS),
         sa.PrimaryKeyConstraint("grp", "month", "township", "key", name=op.f("pk_month_figures")),
     )
-    with op.batch_alter_table("case_supervision", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_case_supervision_yellow_on"), ["yellow_on"], unique=False
-        )
-        batch_op.create_index(
-            batch_op.f("ix_case_supervision_follow_up"), ["follow_up"], unique=False
-        )
+    for name, where in PARTIAL:
+        op.create_index(
+            name, "case_supervision", ["opened_at"],
+            sqlite_where=sa.text(where), postgresql_where=sa.text(where),
+        )  # fmt: skip
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("case_supervision", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_case_supervision_follow_up"))
-        batch_op.drop_index(batch_op.f("ix_case_supervision_yellow_on"))
+    for name, _where in PARTIAL:
+        op.drop_index(name, table_name="case_supervision")
     op.drop_table("month_figures")
     op.drop_table("supervision_months")
