@@ -90,7 +90,7 @@ def download(tables: Sequence[Table], fmt: str, name: str) -> Response[bytes]:
 
 
 @dataclass(frozen=True)
-class Grouped:
+class Breakdown:
     """The groups' figures with their names, and where each row's cases are."""
 
     group: str
@@ -128,9 +128,9 @@ def _one(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
-def _charted(grouped: Grouped) -> tuple[list[str], list[Figures], str]:
+def _charted(breakdown: Breakdown) -> tuple[list[str], list[Figures], str]:
     """The rows a chart shows (the most cases first when there are too many) and a title note."""
-    pairs = list(zip(grouped.labels, grouped.rows, strict=True))
+    pairs = list(zip(breakdown.labels, breakdown.rows, strict=True))
     if len(pairs) <= CHART_ROWS:
         return [p[0] for p in pairs], [p[1] for p in pairs], ""
     pairs = sorted(pairs, key=lambda p: -p[1].cases)[:CHART_ROWS]
@@ -216,11 +216,11 @@ SECTIONS: Sequence[tuple[str, str, Sequence[Column], Chart]] = (
 """The dashboard's sections: key, title, table columns and chart."""
 
 
-def _sections(grouped: Grouped) -> list[Section]:
-    total = Figures.total(list(grouped.rows))
-    rows: list[Figures | None] = [*grouped.rows, None] if grouped.rows else []
-    names = [*grouped.labels, total.name] if grouped.rows else []
-    labels, charted, note = _charted(grouped)
+def _sections(breakdown: Breakdown) -> list[Section]:
+    total = Figures.total(list(breakdown.rows))
+    rows: list[Figures | None] = [*breakdown.rows, None] if breakdown.rows else []
+    names = [*breakdown.labels, total.name] if breakdown.rows else []
+    labels, charted, note = _charted(breakdown)
     found = []
     for key, title, columns, chart in SECTIONS:
         cells = [
@@ -230,9 +230,9 @@ def _sections(grouped: Grouped) -> list[Section]:
         bars = [Series(n, colour, [value(f) for f in charted]) for n, colour, value in chart.bars]
         found.append(Section(
             key,
-            Table(title, [GROUPS[grouped.group], *(c.header for c in columns)], cells),
+            Table(title, [GROUPS[breakdown.group], *(c.header for c in columns)], cells),
             ["" if f is None else f.key for f in rows],
-            [grouped.scope(f) for f in rows],
+            [breakdown.scope(f) for f in rows],
             [None, *(c.figure for c in columns)],
             bar_chart(chart.title + note, labels, bars, stacked=chart.stacked, unit=chart.unit,
                       maximum=chart.maximum),
@@ -240,16 +240,16 @@ def _sections(grouped: Grouped) -> list[Section]:
     return found
 
 
-def _ranking_section(grouped: Grouped, by: str) -> Section:
-    order = ranking(list(grouped.rows), by)
-    label = dict(zip((f.key for f in grouped.rows), grouped.labels, strict=True))
+def _ranking_section(breakdown: Breakdown, by: str) -> Section:
+    order = ranking(list(breakdown.rows), by)
+    label = dict(zip((f.key for f in breakdown.rows), breakdown.labels, strict=True))
     part, whole = {
         "bad_rate": (("差评", "bad"), ("已评价", "rated")),
         "overdue_rate": (("超期", "overdue"), ("办件", "cases")),
         "returns_per_case": (("退回次数", "returns"), ("办件", "cases")),
     }[by]
     percent = by != "returns_per_case"
-    headers = ["名次", GROUPS[grouped.group], f"{RANKINGS[by]}(%)" if percent else RANKINGS[by],
+    headers = ["名次", GROUPS[breakdown.group], f"{RANKINGS[by]}(%)" if percent else RANKINGS[by],
                part[0], whole[0]]  # fmt: skip
     rows: list[list[Cell]] = []
     for n, f in enumerate(order, start=1):
@@ -258,15 +258,15 @@ def _ranking_section(grouped: Grouped, by: str) -> Section:
         rows.append([n, label[f.key], shown, getattr(f, part[1]), getattr(f, whole[1])])
     return Section(
         "ranking",
-        Table(f"最难办事排名 · 按{GROUPS[grouped.group]} · {RANKINGS[by]}", headers, rows),
+        Table(f"最难办事排名 · 按{GROUPS[breakdown.group]} · {RANKINGS[by]}", headers, rows),
         [f.key for f in order],
-        [grouped.scope(f) for f in order],
+        [breakdown.scope(f) for f in order],
         [None, None, None, RANKING_FIGURES[by], whole[1]],
     )
 
 
-def _figures_table(grouped: Grouped) -> Table:
-    heading = GROUPS[grouped.group]
+def _figures_table(breakdown: Breakdown) -> Table:
+    heading = GROUPS[breakdown.group]
     headers = [f"{heading}代码", heading, "办件", "绿灯", "黄灯", "红灯", "已办结", "超期办结",
                "超期", "就近办理", "无需跑腿", "退回次数", "到期日待定", "平均用时",
                "平均承诺时限", "平均法定时限", "已评价",
@@ -278,7 +278,7 @@ def _figures_table(grouped: Grouped) -> Table:
          f.average_promised, f.average_legal, f.rated, *reversed(f.ratings), f.bad, f.bad_rate,
          f.overdue_rate, f.returns_per_case, f.follow_up_open, f.follow_up_late,
          f.follow_up_closed]
-        for f, name in zip(grouped.rows, grouped.labels, strict=True)
+        for f, name in zip(breakdown.rows, breakdown.labels, strict=True)
     ]  # fmt: skip
     return Table(f"各{heading}全部指标", headers, rows)
 
@@ -328,13 +328,13 @@ async def dashboard_page(
     context = await in_db(request, _dashboard, period, today, group, township, silent_hours)
     names: dict[str, str] = context["names"]
     rows: list[Figures] = context["rows"]
-    grouped = Grouped(
+    breakdown = Breakdown(
         group, township, rows, [group_label(group, f.key, f.name, names) for f in rows]
     )
-    sections = _sections(grouped)
-    rank = _ranking_section(grouped, by)
+    sections = _sections(breakdown)
+    rank = _ranking_section(breakdown, by)
     if format in FORMATS:
-        tables = [_figures_table(grouped), *(s.table for s in sections), rank.table]
+        tables = [_figures_table(breakdown), *(s.table for s in sections), rank.table]
         return download(tables, format, f"dashboard-{group}-{period.start}-{period.end}")
     return page(
         request,
