@@ -61,9 +61,7 @@ from sqlalchemy import func, select  # noqa: E402
 
 from central.db import make_engine, make_sessionmaker, migrate  # noqa: E402
 from central.db.models import Booking  # noqa: E402
-from central.demo import demo_items  # noqa: E402
 from central.services import hierarchy, outbox  # noqa: E402
-from central.services.catalogue import initials  # noqa: E402
 from central.services.nodes import register_node  # noqa: E402
 from core.calendar import WorkCalendar  # noqa: E402
 from core.cases import local_date  # noqa: E402
@@ -71,6 +69,7 @@ from sync.couch import connect, couch_errors, save_document  # noqa: E402
 from sync.devserver import PouchServer, free_port  # noqa: E402
 from sync.topology import add_node, node_username, setup_district, setup_township  # noqa: E402
 from tests.factories import resident_id  # noqa: E402
+from tests.servers import published_catalogue  # noqa: E402
 from township import db as township_db  # noqa: E402
 from township.models import StaffAvailability, VisitBooking  # noqa: E402
 from township.visits import Slot, publish_availability, set_offers, working_days  # noqa: E402
@@ -98,19 +97,6 @@ def _wait(check: Callable[[], Any], what: str, timeout: float = 60.0) -> None:
 def _has(url: str, db: str, doc_id: str) -> bool:
     with couch_errors():
         return connect(url)[db].get(doc_id) is not None
-
-
-def _catalogue() -> list[dict[str, Any]]:
-    item = next(i for i in demo_items() if i["code"] == HARDSHIP)
-    doc_id = f"catalogue_item:{HARDSHIP}:000001"
-    return [
-        {"_id": doc_id, "type": "catalogue_item", "version": 1, **item,
-         "initials": initials(item["name"])},
-        {"_id": "catalogue_manifest:000001", "type": "catalogue_manifest", "version": 1,
-         "published_at": "2026-11-20T02:00:00+00:00",
-         "items": [{"code": HARDSHIP, "name": item["name"], "kind": item["kind"],
-                    "doc": doc_id}]},
-    ]  # fmt: skip
 
 
 @dataclass
@@ -149,7 +135,7 @@ def set_up(
         hierarchy.add_unit(session, T, "澄江镇")
         hierarchy.add_unit(session, A, "示例村")
     outbox.flush(sessions, lambda: d)
-    for doc in _catalogue():
+    for doc in published_catalogue(HARDSHIP):
         save_document(d["catalogue"], doc)
     password = add_node(district.url, T)
     upstream = f"http://{node_username(T)}:{password}@127.0.0.1:{district.port}/"

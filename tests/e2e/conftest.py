@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import uvicorn
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
 from central.app import create_app
@@ -17,8 +15,8 @@ from central.demo import load_demo
 from central.services import outbox
 from central.settings import Settings
 from sync.couch import connect
-from sync.devserver import free_port
 from tests.conftest import CouchUnderTest
+from tests.servers import serve, stop
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -56,18 +54,10 @@ def district(
     with sessions() as session:
         load_demo(session)
     outbox.flush(sessions, lambda: connect(couch_server.url))
-    port = free_port()
     app = create_app(Settings(database_url=database_url, couchdb_url=couch_server.url))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            raise RuntimeError("the district server did not start")
-        thread.join(0.05)
-    yield District(f"http://127.0.0.1:{port}", couch_server.url, database_url)
-    server.should_exit = True
-    thread.join(10)
+    server, thread, url = serve(app)
+    yield District(url, couch_server.url, database_url)
+    stop(server, thread)
 
 
 @pytest.fixture(scope="session")

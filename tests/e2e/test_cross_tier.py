@@ -17,26 +17,21 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
 import pytest
-import uvicorn
-from argon2 import PasswordHasher
 from playwright.sync_api import Browser, Locator, Page, expect
 
-from central.demo import demo_items
-from central.services.catalogue import initials
 from sync.couch import connect, couch_errors, save_document
 from sync.devserver import PouchServer, free_port
 from sync.topology import add_node, node_username, setup_district, setup_township
 from sync.topology import village_database as village_db
 from tests.factories import resident_id
 from tests.integration.test_kiosk import AGENT, AGENT_PASSWORD, CODE, _db, _directory
+from tests.servers import published_catalogue, serve, staff_account, stop
 from tests.waiting import poll
 from township.app import create_app as create_township_app
 from township.settings import TownshipSettings
@@ -50,46 +45,6 @@ A = "500109102001"
 HARDSHIP = "500109DW0004"  # 困难党员帮扶申请: township-handled, door-to-door for the elderly
 PROOF = "困难情况证明"
 STAFF, STAFF_NAME, STAFF_PASSWORD = "jg.li", "李静", "sanji-staff-2026"
-
-
-def _serve(app: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
-    """Serve an ASGI app with uvicorn on a free loopback port, in a daemon thread."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            raise RuntimeError("a server did not start")
-        thread.join(0.05)
-    return server, thread, f"http://127.0.0.1:{port}"
-
-
-def _stop(server: uvicorn.Server, thread: threading.Thread) -> None:
-    server.should_exit = True
-    thread.join(10)
-
-
-def _catalogue() -> list[dict[str, Any]]:
-    """The door-to-door item and a manifest naming it, as the district publishes them."""
-    item = next(i for i in demo_items() if i["code"] == HARDSHIP)
-    doc_id = f"catalogue_item:{HARDSHIP}:000001"
-    return [
-        {"_id": doc_id, "type": "catalogue_item", "version": 1, **item,
-         "initials": initials(item["name"])},
-        {"_id": "catalogue_manifest:000001", "type": "catalogue_manifest", "version": 1,
-         "published_at": "2026-11-20T02:00:00+00:00",
-         "items": [{"code": HARDSHIP, "name": item["name"], "kind": item["kind"],
-                    "doc": doc_id}]},
-    ]  # fmt: skip
-
-
-def _staff_account() -> dict[str, Any]:
-    """A township staff member's console account, as the district's directory holds it."""
-    return {"_id": f"account:{STAFF}", "type": "account", "username": STAFF,
-            "role": "township_staff", "unit": T, "township": T, "village": None,
-            "display_name": STAFF_NAME, "password_hash": PasswordHasher().hash(STAFF_PASSWORD),
-            "disabled": False}  # fmt: skip
 
 
 @dataclass
@@ -108,9 +63,12 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
     with PouchServer() as district, PouchServer() as township:
         d, t = connect(district.url), connect(township.url)
         setup_district(district.url)
-        for doc in [*_directory(), _staff_account()]:  # units, agent, kiosk registration, staff
+        for doc in [
+            *_directory(),
+            staff_account(STAFF, STAFF_NAME, STAFF_PASSWORD, T),
+        ]:  # units, agent, kiosk registration, staff
             save_document(d["directory"], doc)
-        for doc in _catalogue():
+        for doc in published_catalogue(HARDSHIP):
             with couch_errors():
                 d["catalogue"].save(doc)
         password = add_node(district.url, T)
@@ -128,16 +86,16 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
         node_settings = TownshipSettings(
             T, township.url, database_url=_db(tmp_path_factory), project_every=0.3
         )
-        node, node_thread, node_url = _serve(create_township_app(node_settings))
+        node, node_thread, node_url = serve(create_township_app(node_settings))
         try:
             kiosk_settings = Settings(tmp_path_factory.mktemp("kiosk"), sync_interval=0)
-            kiosk, kiosk_thread, kiosk_url = _serve(create_kiosk_app(kiosk_settings))
+            kiosk, kiosk_thread, kiosk_url = serve(create_kiosk_app(kiosk_settings))
             try:
                 yield Network(district, township, node_url, kiosk_url, kiosk_settings)
             finally:
-                _stop(kiosk, kiosk_thread)
+                stop(kiosk, kiosk_thread)
         finally:
-            _stop(node, node_thread)
+            stop(node, node_thread)
         district.check_alive()
         township.check_alive()
 

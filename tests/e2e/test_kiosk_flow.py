@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import re
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,14 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from PIL import Image
 from playwright.sync_api import Page, expect
 
 from core.cases import Accepted, Origin, Received, case_from_doc, event_to_doc, new_event
 from core.clock import Hlc
 from sync.couch import connect, couch_errors, save_document
-from sync.devserver import PouchServer, free_port
+from sync.devserver import PouchServer
 from sync.topology import add_node, node_username, setup_district, setup_township
 from sync.topology import village_database as village_db
 from tests.factories import resident_id
@@ -43,6 +41,7 @@ from tests.integration.test_kiosk import (
     _directory,
     poll,
 )
+from tests.servers import serve
 from township.app import create_app as create_township_app
 from township.settings import TownshipSettings
 from village_node.app import create_app as create_kiosk_app
@@ -54,19 +53,6 @@ T = "500109102000"
 A = "500109102001"
 BUSINESS = "500109SW0001"  # 个体工商户设立登记: premises_proof may follow within 5 working days
 PREMISES = "经营场所使用证明"
-
-
-def _serve(app: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
-    """Serve an ASGI app with uvicorn on a free loopback port, in a daemon thread."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            raise RuntimeError("a server did not start")
-        thread.join(0.05)
-    return server, thread, f"http://127.0.0.1:{port}"
 
 
 @dataclass
@@ -86,7 +72,7 @@ class KioskNetwork:
 @pytest.fixture(scope="module")
 def kiosk_net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KioskNetwork]:
     with PouchServer() as district, PouchServer() as township:
-        node, node_thread, node_url = _serve(
+        node, node_thread, node_url = serve(
             create_township_app(
                 TownshipSettings(T, township.url, database_url=_db(tmp_path_factory))
             )
@@ -110,7 +96,7 @@ def kiosk_net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KioskNetwork
         poll(lambda: has(village_db(A), "catalogue_manifest:000001"), "the catalogue")
         poll(lambda: has(village_db(A), f"account:{AGENT}"), "the agent account")
         settings = Settings(tmp_path_factory.mktemp("kiosk"), sync_interval=0)
-        kiosk, kiosk_thread, kiosk_url = _serve(create_kiosk_app(settings))
+        kiosk, kiosk_thread, kiosk_url = serve(create_kiosk_app(settings))
         try:
             yield KioskNetwork(district, township, node_url, kiosk_url)
         finally:

@@ -18,7 +18,6 @@ fit the phone's width and use large type.
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,24 +25,21 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
-import uvicorn
-from argon2 import PasswordHasher
 from playwright.sync_api import Browser, Page, expect
 
 import central.app
 from central.app import create_app
 from central.db import make_engine, make_sessionmaker, migrate
-from central.demo import demo_items
 from central.services import hierarchy, outbox
-from central.services.catalogue import initials
 from central.services.nodes import register_node
 from central.settings import Settings
 from core.calendar import WorkCalendar
 from core.cases import local_date
 from sync.couch import connect, couch_errors, save_document
-from sync.devserver import PouchServer, free_port
+from sync.devserver import PouchServer
 from sync.topology import add_node, node_username, setup_district, setup_township
 from tests.factories import resident_id
+from tests.servers import published_catalogue, serve, staff_account, stop
 from tests.waiting import poll
 from township import db as township_db
 from township.app import create_app as create_township_app
@@ -68,46 +64,6 @@ PHONE_VIEWPORT = {"width": 390, "height": 844}
 
 
 PERSON_ID = resident_id("50010919400101123")
-
-
-def _serve(app: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
-    """Serve an ASGI app (with its lifespan) with uvicorn on a free loopback port."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            raise RuntimeError("a server did not start")
-        thread.join(0.05)
-    return server, thread, f"http://127.0.0.1:{port}"
-
-
-def _stop(server: uvicorn.Server, thread: threading.Thread) -> None:
-    server.should_exit = True
-    thread.join(10)
-
-
-def _catalogue() -> list[dict[str, Any]]:
-    """The door-to-door item and a manifest naming it, as the district publishes them."""
-    item = next(i for i in demo_items() if i["code"] == HARDSHIP)
-    doc_id = f"catalogue_item:{HARDSHIP}:000001"
-    return [
-        {"_id": doc_id, "type": "catalogue_item", "version": 1, **item,
-         "initials": initials(item["name"])},
-        {"_id": "catalogue_manifest:000001", "type": "catalogue_manifest", "version": 1,
-         "published_at": "2026-11-20T02:00:00+00:00",
-         "items": [{"code": HARDSHIP, "name": item["name"], "kind": item["kind"],
-                    "doc": doc_id}]},
-    ]  # fmt: skip
-
-
-def _staff_account() -> dict[str, Any]:
-    """The township staff member's console account, as the district's directory holds it."""
-    return {"_id": f"account:{STAFF}", "type": "account", "username": STAFF,
-            "role": "township_staff", "unit": T, "township": T, "village": None,
-            "display_name": STAFF_NAME, "password_hash": PasswordHasher().hash(STAFF_PASSWORD),
-            "disabled": False}  # fmt: skip
 
 
 def _has(server_url: str, db: str, doc_id: str) -> bool:
@@ -146,8 +102,8 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
             hierarchy.add_unit(session, T, "澄江镇")
             hierarchy.add_unit(session, A, VILLAGE)
         outbox.flush(sessions, lambda: d)  # the units into the directory
-        save_document(d["directory"], _staff_account())
-        for doc in _catalogue():
+        save_document(d["directory"], staff_account(STAFF, STAFF_NAME, STAFF_PASSWORD, T))
+        for doc in published_catalogue(HARDSHIP):
             with couch_errors():
                 d["catalogue"].save(doc)
         password = add_node(district.url, T)
@@ -173,20 +129,20 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
 
         node_settings = TownshipSettings(T, township.url, database_url=township_url,
                                          project_every=0.3)  # fmt: skip
-        node, node_thread, node_url = _serve(create_township_app(node_settings))
+        node, node_thread, node_url = serve(create_township_app(node_settings))
         try:
             with sessions() as session:  # where the district reaches the node, with its key
                 register_node(session, T, node_url)
             outbox.flush(sessions, lambda: d)
             poll(lambda: _has(township.url, "directory", node_doc_id(T)), "the node's key")
             app = create_app(Settings(database_url=database_url, couchdb_url=district.url))
-            web, web_thread, web_url = _serve(app)
+            web, web_thread, web_url = serve(app)
             try:
                 yield Network(web_url, node_url, days)
             finally:
-                _stop(web, web_thread)
+                stop(web, web_thread)
         finally:
-            _stop(node, node_thread)
+            stop(node, node_thread)
             engine.dispose()
             township_engine.dispose()
         district.check_alive()

@@ -13,13 +13,10 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect
 
-from central.demo import demo_items
-from central.services.catalogue import initials
 from sync.couch import connect, couch_errors, get_document, save_document
 from sync.devserver import PouchServer
 from sync.topology import add_node, node_username, setup_district, setup_township
@@ -30,13 +27,11 @@ from tests.e2e.test_cross_tier import (
     STAFF_NAME,
     STAFF_PASSWORD,
     Network,
-    _serve,
-    _staff_account,
-    _stop,
     _sync,
     resident_id,
 )
 from tests.integration.test_kiosk import AGENT, AGENT_PASSWORD, CODE, _db, _directory
+from tests.servers import published_catalogue, serve, staff_account, stop
 from tests.waiting import poll
 from township.app import create_app as create_township_app
 from township.settings import TownshipSettings
@@ -52,26 +47,14 @@ ANSWER_TIMEOUT = 5.0
 LOOPBACK_ONLY = "window.sanjiCandidateFilter = (c) => / 127\\.0\\.0\\.1 /.test(c);"
 
 
-def _catalogue() -> list[dict[str, Any]]:
-    item = next(i for i in demo_items() if i["code"] == ITEM)
-    doc_id = f"catalogue_item:{ITEM}:000001"
-    return [
-        {"_id": doc_id, "type": "catalogue_item", "version": 1, **item,
-         "initials": initials(item["name"])},
-        {"_id": "catalogue_manifest:000001", "type": "catalogue_manifest", "version": 1,
-         "published_at": "2026-11-20T02:00:00+00:00",
-         "items": [{"code": ITEM, "name": item["name"], "kind": item["kind"], "doc": doc_id}]},
-    ]  # fmt: skip
-
-
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
     with PouchServer() as district, PouchServer() as township:
         d, t = connect(district.url), connect(township.url)
         setup_district(district.url)
-        for doc in [*_directory(), _staff_account()]:
+        for doc in [*_directory(), staff_account(STAFF, STAFF_NAME, STAFF_PASSWORD, T)]:
             save_document(d["directory"], doc)
-        for doc in _catalogue():
+        for doc in published_catalogue(ITEM):
             with couch_errors():
                 d["catalogue"].save(doc)
         password = add_node(district.url, T)
@@ -89,20 +72,20 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
         node_settings = TownshipSettings(
             T, township.url, database_url=_db(tmp_path_factory), project_every=0.3
         )
-        node, node_thread, node_url = _serve(create_township_app(node_settings))
+        node, node_thread, node_url = serve(create_township_app(node_settings))
         try:
             kiosk_settings = Settings(
                 tmp_path_factory.mktemp("kiosk"),
                 sync_interval=0,
                 video_answer_timeout=ANSWER_TIMEOUT,
             )
-            kiosk, kiosk_thread, kiosk_url = _serve(create_kiosk_app(kiosk_settings))
+            kiosk, kiosk_thread, kiosk_url = serve(create_kiosk_app(kiosk_settings))
             try:
                 yield Network(district, township, node_url, kiosk_url, kiosk_settings)
             finally:
-                _stop(kiosk, kiosk_thread)
+                stop(kiosk, kiosk_thread)
         finally:
-            _stop(node, node_thread)
+            stop(node, node_thread)
         district.check_alive()
         township.check_alive()
 

@@ -12,7 +12,6 @@ slots earlier ones left.
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -21,8 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
-from argon2 import PasswordHasher
 from litestar.testing import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -30,7 +27,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from central.app import create_app
 from central.db import make_engine, make_sessionmaker, migrate
 from central.db.models import Booking, Notification
-from central.demo import demo_items
 from central.services import hierarchy, outbox
 from central.services.bookings import (
     BookingForm,
@@ -39,7 +35,6 @@ from central.services.bookings import (
     TownshipLink,
     TownshipUnavailable,
 )
-from central.services.catalogue import initials
 from central.services.nodes import register_node
 from central.services.read_model import project_district
 from central.settings import Settings
@@ -51,6 +46,7 @@ from sync.devserver import PouchServer, free_port
 from sync.readmodel import CaseRow
 from sync.topology import add_node, node_username, setup_district, setup_township
 from tests.factories import resident_id
+from tests.servers import published_catalogue, serve, staff_account
 from tests.sql import throwaway_database
 from tests.waiting import poll
 from township import db as township_db
@@ -68,38 +64,6 @@ CSRF = "sanji_csrf"
 
 
 PERSON_ID = resident_id("50010919400101123")
-
-
-def _serve(app: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            raise RuntimeError("the township node did not start")
-        thread.join(0.05)
-    return server, thread, f"http://127.0.0.1:{port}"
-
-
-def _catalogue() -> list[dict[str, Any]]:
-    item = next(i for i in demo_items() if i["code"] == HARDSHIP)
-    doc_id = f"catalogue_item:{HARDSHIP}:000001"
-    return [
-        {"_id": doc_id, "type": "catalogue_item", "version": 1, **item,
-         "initials": initials(item["name"])},
-        {"_id": "catalogue_manifest:000001", "type": "catalogue_manifest", "version": 1,
-         "published_at": "2026-11-20T02:00:00+00:00",
-         "items": [{"code": HARDSHIP, "name": item["name"], "kind": item["kind"],
-                    "doc": doc_id}]},
-    ]  # fmt: skip
-
-
-def _staff_account() -> dict[str, Any]:
-    return {"_id": f"account:{STAFF}", "type": "account", "username": STAFF,
-            "role": "township_staff", "unit": T, "township": T, "village": None,
-            "display_name": STAFF_NAME, "password_hash": PasswordHasher().hash("x-pass-2026"),
-            "disabled": False}  # fmt: skip
 
 
 def _add_units(sessions: sessionmaker[Session]) -> None:
@@ -157,8 +121,8 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
         sessions = make_sessionmaker(engine)
         _add_units(sessions)
         outbox.flush(sessions, lambda: d)
-        save_document(d["directory"], _staff_account())
-        for doc in _catalogue():
+        save_document(d["directory"], staff_account(STAFF, STAFF_NAME, "x-pass-2026", T))
+        for doc in published_catalogue(HARDSHIP):
             with couch_errors():
                 d["catalogue"].save(doc)
         password = add_node(district.url, T)
@@ -187,7 +151,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
 
         node_settings = TownshipSettings(T, township.url, database_url=township_url,
                                          project_every=0.3)  # fmt: skip
-        node, node_thread, node_url = _serve(create_township_app(node_settings))
+        node, node_thread, node_url = serve(create_township_app(node_settings))
         try:
             yield Network(district, township, node_url, f"http://127.0.0.1:{free_port()}",
                           database_url, sessions, township_sessions, days)  # fmt: skip

@@ -17,7 +17,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 import httpx
 import pytest
@@ -47,6 +46,7 @@ from tests.integration.test_district_supervision import (
     _units,
 )
 from tests.integration.test_projection import OTHER_VILLAGE, VILLAGE
+from tests.servers import serve
 from tests.waiting import poll
 from township import db as township_db
 from township.app import create_app as create_township_app
@@ -59,18 +59,6 @@ A2 = "500109102002"  # a village added after the set-up: its jobs are missing
 U = "500109103000"  # a township whose node nobody serves
 V = "500109104000"  # a township registered with a key the node does not know
 BROKEN = "broken-source"
-
-
-def _serve(app: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            raise RuntimeError("the township node did not start")
-        thread.join(0.05)
-    return server, thread, f"http://127.0.0.1:{port}"
 
 
 @dataclass
@@ -90,7 +78,7 @@ class Network:
         app = create_township_app(self.node_settings)
         if not cache:
             app.state.replications_cache_seconds = 0.0
-        server, thread, url = _serve(app)
+        server, thread, url = serve(app)
         self.servers.append((server, thread))
         return url
 
