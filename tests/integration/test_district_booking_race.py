@@ -36,6 +36,7 @@ from central.settings import Settings
 from sync.couch import connect, couch_errors
 from sync.readmodel import CaseRow
 from tests.integration import test_district_bookings as base
+from tests.servers import serve, stop
 from tests.waiting import poll
 from township.models import VisitBooking
 
@@ -62,15 +63,14 @@ def district_url(net: base.Network) -> Iterator[str]:
     app = create_app(
         Settings(database_url=net.database_url, couchdb_url=net.district.url, township_timeout=30)
     )
-    server, thread, url = base._serve(app)
+    server, thread, url = serve(app)
     net.register(net.node_url)
     # The node trusts the district's key once the directory document has replicated down.
     poll(lambda: _node_doc(net) is not None, "the node's key hash at the township")
     try:
         yield url
     finally:
-        server.should_exit = True
-        thread.join(10)
+        stop(server, thread)
 
 
 def _node_doc(net: base.Network) -> dict[str, Any] | None:
