@@ -65,11 +65,11 @@ from central.services import hierarchy, outbox  # noqa: E402
 from central.services.nodes import register_node  # noqa: E402
 from core.calendar import WorkCalendar  # noqa: E402
 from core.cases import local_date  # noqa: E402
-from sync.couch import connect, couch_errors, save_document  # noqa: E402
+from sync.couch import connect, couch_errors  # noqa: E402
 from sync.devserver import PouchServer, free_port  # noqa: E402
-from sync.topology import add_node, node_username, setup_district, setup_township  # noqa: E402
+from sync.topology import setup_district  # noqa: E402
 from tests.factories import resident_id  # noqa: E402
-from tests.servers import published_catalogue  # noqa: E402
+from tests.servers import join_district, publish_item  # noqa: E402
 from township import db as township_db  # noqa: E402
 from township.models import StaffAvailability, VisitBooking  # noqa: E402
 from township.visits import Slot, publish_availability, set_offers, working_days  # noqa: E402
@@ -135,11 +135,8 @@ def set_up(
         hierarchy.add_unit(session, T, "澄江镇")
         hierarchy.add_unit(session, A, "示例村")
     outbox.flush(sessions, lambda: d)
-    for doc in published_catalogue(HARDSHIP):
-        save_document(d["catalogue"], doc)
-    password = add_node(district.url, T)
-    upstream = f"http://{node_username(T)}:{password}@127.0.0.1:{district.port}/"
-    setup_township(township.url, T, upstream)
+    publish_item(district.url, HARDSHIP)
+    join_district(district, township.url, T)
 
     township_db.migrate(township_sql)
     township_sessions = make_sessionmaker(make_engine(township_sql))

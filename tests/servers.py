@@ -1,6 +1,6 @@
 """Real servers for tests and benchmarks that run a small network: an ASGI app under uvicorn on
-a free loopback port, and the district's documents such a network needs (a published demo
-catalogue item, a township staff account)."""
+a free loopback port, a township's CouchDB joined to the district's, and the district's
+documents such a network needs (a published demo catalogue item, a township staff account)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,18 @@ from argon2 import PasswordHasher
 
 from central.demo import demo_items
 from central.services.catalogue import initials
-from sync.devserver import free_port
+from sync.couch import connect, save_document
+from sync.devserver import PouchServer, free_port
+from sync.topology import SetupReport, add_node, node_username, setup_township
 
-__all__ = ["published_catalogue", "serve", "staff_account", "stop"]
+__all__ = [
+    "join_district",
+    "publish_item",
+    "published_catalogue",
+    "serve",
+    "staff_account",
+    "stop",
+]
 
 
 def serve(app: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
@@ -49,6 +58,21 @@ def published_catalogue(code: str) -> list[dict[str, Any]]:
          "published_at": "2026-11-20T02:00:00+00:00",
          "items": [{"code": code, "name": item["name"], "kind": item["kind"], "doc": doc_id}]},
     ]  # fmt: skip
+
+
+def publish_item(district_url: str, code: str) -> None:
+    """Publish the demo item ``code`` in the district's `catalogue` database."""
+    catalogue = connect(district_url)["catalogue"]
+    for doc in published_catalogue(code):
+        save_document(catalogue, doc)
+
+
+def join_district(district: PouchServer, township_url: str, township: str) -> SetupReport:
+    """Set up the township's CouchDB (``sync.topology.setup_township``) replicating with the
+    district's through a node account of its own there."""
+    password = add_node(district.url, township)
+    upstream = f"http://{node_username(township)}:{password}@127.0.0.1:{district.port}/"
+    return setup_township(township_url, township, upstream)
 
 
 def staff_account(username: str, name: str, password: str, township: str) -> dict[str, Any]:

@@ -19,19 +19,27 @@ import dataclasses
 import re
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
 from sync.couch import connect, couch_errors, save_document
 from sync.devserver import PouchServer, free_port
-from sync.topology import add_node, node_username, setup_district, setup_township
+from sync.topology import setup_district
 from sync.topology import village_database as village_db
 from tests.factories import resident_id
 from tests.integration.test_kiosk import AGENT, AGENT_PASSWORD, CODE, _db, _directory
-from tests.servers import published_catalogue, serve, staff_account, stop
+from tests.servers import (
+    join_district,
+    publish_item,
+    serve,
+    staff_account,
+    stop,
+)
 from tests.waiting import poll
 from township.app import create_app as create_township_app
 from township.settings import TownshipSettings
@@ -58,22 +66,20 @@ class Network:
     kiosk_settings: Settings
 
 
-@pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
+@contextmanager
+def kiosk_network(
+    tmp_path_factory: pytest.TempPathFactory, item: str, **kiosk_options: Any
+) -> Iterator[Network]:
+    """District and township servers set up by sync.topology with the demo item ``item``
+    published, the township node and one kiosk (``kiosk_options`` for its settings), running."""
     with PouchServer() as district, PouchServer() as township:
         d, t = connect(district.url), connect(township.url)
         setup_district(district.url)
-        for doc in [
-            *_directory(),
-            staff_account(STAFF, STAFF_NAME, STAFF_PASSWORD, T),
-        ]:  # units, agent, kiosk registration, staff
+        # Units, the agent, the kiosk's registration and the staff member.
+        for doc in [*_directory(), staff_account(STAFF, STAFF_NAME, STAFF_PASSWORD, T)]:
             save_document(d["directory"], doc)
-        for doc in published_catalogue(HARDSHIP):
-            with couch_errors():
-                d["catalogue"].save(doc)
-        password = add_node(district.url, T)
-        upstream = f"http://{node_username(T)}:{password}@127.0.0.1:{district.port}/"
-        assert setup_township(township.url, T, upstream).villages == [A]
+        publish_item(district.url, item)
+        assert join_district(district, township.url, T).villages == [A]
 
         def has(db: str, doc_id: str) -> bool:
             with couch_errors():
@@ -88,7 +94,9 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
         )
         node, node_thread, node_url = serve(create_township_app(node_settings))
         try:
-            kiosk_settings = Settings(tmp_path_factory.mktemp("kiosk"), sync_interval=0)
+            kiosk_settings = Settings(
+                tmp_path_factory.mktemp("kiosk"), sync_interval=0, **kiosk_options
+            )
             kiosk, kiosk_thread, kiosk_url = serve(create_kiosk_app(kiosk_settings))
             try:
                 yield Network(district, township, node_url, kiosk_url, kiosk_settings)
@@ -98,6 +106,12 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
             stop(node, node_thread)
         district.check_alive()
         township.check_alive()
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
+    with kiosk_network(tmp_path_factory, HARDSHIP) as network:
+        yield network
 
 
 def _reload_until(page: Page, url: str, ready: Callable[[], bool], what: str) -> None:

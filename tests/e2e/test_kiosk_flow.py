@@ -29,7 +29,7 @@ from core.cases import Accepted, Origin, Received, case_from_doc, event_to_doc, 
 from core.clock import Hlc
 from sync.couch import connect, couch_errors, save_document
 from sync.devserver import PouchServer
-from sync.topology import add_node, node_username, setup_district, setup_township
+from sync.topology import setup_district
 from sync.topology import village_database as village_db
 from tests.factories import resident_id
 from tests.integration.test_kiosk import (
@@ -41,7 +41,7 @@ from tests.integration.test_kiosk import (
     _directory,
     poll,
 )
-from tests.servers import serve
+from tests.servers import join_district, serve
 from township.app import create_app as create_township_app
 from township.settings import TownshipSettings
 from village_node.app import create_app as create_kiosk_app
@@ -84,9 +84,7 @@ def kiosk_net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KioskNetwork
         for doc in _catalogue():
             with couch_errors():
                 d["catalogue"].save(doc)
-        password = add_node(district.url, T)
-        upstream = f"http://{node_username(T)}:{password}@127.0.0.1:{district.port}/"
-        assert setup_township(township.url, T, upstream).villages == [A]
+        assert join_district(district, township.url, T).villages == [A]
 
         def has(db: str, doc_id: str) -> bool:
             with couch_errors():

@@ -17,10 +17,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect
 
-from sync.couch import connect, couch_errors, get_document, save_document
-from sync.devserver import PouchServer
-from sync.topology import add_node, node_username, setup_district, setup_township
-from sync.topology import village_database as village_db
+from sync.couch import connect, get_document
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.e2e.test_cross_tier import (
     STAFF,
@@ -28,15 +25,10 @@ from tests.e2e.test_cross_tier import (
     STAFF_PASSWORD,
     Network,
     _sync,
+    kiosk_network,
     resident_id,
 )
-from tests.integration.test_kiosk import AGENT, AGENT_PASSWORD, CODE, _db, _directory
-from tests.servers import published_catalogue, serve, staff_account, stop
-from tests.waiting import poll
-from township.app import create_app as create_township_app
-from township.settings import TownshipSettings
-from village_node.app import create_app as create_kiosk_app
-from village_node.settings import Settings
+from tests.integration.test_kiosk import AGENT, AGENT_PASSWORD, CODE
 
 pytestmark = pytest.mark.e2e
 
@@ -49,45 +41,8 @@ LOOPBACK_ONLY = "window.sanjiCandidateFilter = (c) => / 127\\.0\\.0\\.1 /.test(c
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
-    with PouchServer() as district, PouchServer() as township:
-        d, t = connect(district.url), connect(township.url)
-        setup_district(district.url)
-        for doc in [*_directory(), staff_account(STAFF, STAFF_NAME, STAFF_PASSWORD, T)]:
-            save_document(d["directory"], doc)
-        for doc in published_catalogue(ITEM):
-            with couch_errors():
-                d["catalogue"].save(doc)
-        password = add_node(district.url, T)
-        upstream = f"http://{node_username(T)}:{password}@127.0.0.1:{district.port}/"
-        assert setup_township(township.url, T, upstream).villages == [A]
-
-        def has(db: str, doc_id: str) -> bool:
-            with couch_errors():
-                return t[db].get(doc_id) is not None
-
-        poll(lambda: has("directory", f"account:{STAFF}"), "the staff account")
-        poll(lambda: has("directory", f"kiosk_registration:{A}-aa11bb22"), "the registration")
-        poll(lambda: has(village_db(A), "catalogue_manifest:000001"), "the catalogue")
-        poll(lambda: has(village_db(A), f"account:{AGENT}"), "the agent account")
-        node_settings = TownshipSettings(
-            T, township.url, database_url=_db(tmp_path_factory), project_every=0.3
-        )
-        node, node_thread, node_url = serve(create_township_app(node_settings))
-        try:
-            kiosk_settings = Settings(
-                tmp_path_factory.mktemp("kiosk"),
-                sync_interval=0,
-                video_answer_timeout=ANSWER_TIMEOUT,
-            )
-            kiosk, kiosk_thread, kiosk_url = serve(create_kiosk_app(kiosk_settings))
-            try:
-                yield Network(district, township, node_url, kiosk_url, kiosk_settings)
-            finally:
-                stop(kiosk, kiosk_thread)
-        finally:
-            stop(node, node_thread)
-        district.check_alive()
-        township.check_alive()
+    with kiosk_network(tmp_path_factory, ITEM, video_answer_timeout=ANSWER_TIMEOUT) as network:
+        yield network
 
 
 @pytest.fixture(scope="module")

@@ -44,9 +44,9 @@ from core.errors import InvalidInput, NotFound
 from sync.couch import connect, couch_errors, save_document
 from sync.devserver import PouchServer, free_port
 from sync.readmodel import CaseRow
-from sync.topology import add_node, node_username, setup_district, setup_township
+from sync.topology import setup_district
 from tests.factories import resident_id
-from tests.servers import published_catalogue, serve, staff_account
+from tests.servers import join_district, publish_item, serve, staff_account
 from tests.sql import throwaway_database
 from tests.waiting import poll
 from township import db as township_db
@@ -122,12 +122,8 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
         _add_units(sessions)
         outbox.flush(sessions, lambda: d)
         save_document(d["directory"], staff_account(STAFF, STAFF_NAME, "x-pass-2026", T))
-        for doc in published_catalogue(HARDSHIP):
-            with couch_errors():
-                d["catalogue"].save(doc)
-        password = add_node(district.url, T)
-        upstream = f"http://{node_username(T)}:{password}@127.0.0.1:{district.port}/"
-        assert setup_township(township.url, T, upstream).villages == [A]
+        publish_item(district.url, HARDSHIP)
+        assert join_district(district, township.url, T).villages == [A]
         poll(lambda: _has(township.url, "directory", f"account:{STAFF}"), "the staff account")
 
         township_url = f"sqlite:///{tmp_path_factory.mktemp('township') / 'township.sqlite'}"

@@ -30,13 +30,11 @@ from sync.couch import connect, couch_errors, save_document
 from sync.devserver import PouchServer, free_port
 from sync.errors import DocNotFound
 from sync.topology import (
-    add_node,
     apply_revocations,
-    node_username,
     setup_district,
-    setup_township,
     village_database,
 )
+from tests.servers import join_district
 from tests.waiting import poll
 from township import db as township_db
 from township.app import create_app as create_township_app
@@ -162,9 +160,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
         for doc in _catalogue():
             with couch_errors():
                 network.d["catalogue"].save(doc)
-        password = add_node(district.url, T)
-        district_url = f"http://{node_username(T)}:{password}@127.0.0.1:{district.port}/"
-        assert setup_township(township.url, T, district_url).villages == [A]
+        assert join_district(district, township.url, T).villages == [A]
         village = village_database(A)
         poll(lambda: network.has("directory", f"kiosk_registration:{REG}"), "the registration")
         poll(lambda: network.has(village, "catalogue_manifest:000001"), "the catalogue")

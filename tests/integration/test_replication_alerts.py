@@ -37,7 +37,7 @@ from central.settings import Settings
 from sync.couch import connect, couch_errors
 from sync.devserver import PouchServer, free_port
 from sync.memory import MemoryDatabase
-from sync.topology import add_node, node_username, setup_district, setup_township
+from sync.topology import setup_district
 from tests.integration.test_district_supervision import (
     NOW,
     _enrolment,
@@ -46,7 +46,7 @@ from tests.integration.test_district_supervision import (
     _units,
 )
 from tests.integration.test_projection import OTHER_VILLAGE, VILLAGE
-from tests.servers import serve
+from tests.servers import join_district, serve
 from tests.waiting import poll
 from township import db as township_db
 from township.app import create_app as create_township_app
@@ -113,9 +113,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
             key = register_node(session, T, "http://127.0.0.1:1")
         assert key
         outbox.flush(sessions, lambda: connect(district.url))
-        password = add_node(district.url, T)
-        upstream = f"http://{node_username(T)}:{password}@127.0.0.1:{district.port}/"
-        assert setup_township(township.url, T, upstream).villages == [A]
+        assert join_district(district, township.url, T).villages == [A]
         directory = connect(township.url)["directory"]
         poll(lambda: directory.get(f"township_node:{T}") is not None, "the node's key document")
 

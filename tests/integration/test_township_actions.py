@@ -44,10 +44,11 @@ from sync.couch import connect, couch_errors, ensure_database, save_document
 from sync.devserver import PouchServer
 from sync.readmodel import CaseRow
 from sync.sql import make_engine, make_sessionmaker
-from sync.topology import add_node, node_username, setup_district, setup_township
+from sync.topology import setup_district
 from sync.topology import village_database as village_db_name
 from sync.writer import EventWriter
 from tests.conftest import CouchUnderTest
+from tests.servers import join_district
 from tests.sql import throwaway_database
 from tests.waiting import poll
 from township import db as township_db
@@ -552,9 +553,7 @@ def test_a_return_reaches_the_village_database(tmp_path: Path) -> None:
             save_document(d["directory"], doc)
         save_document(d["settings"], {"_id": "settings:district", "type": "settings",
                                       "calendar": {}, "sla": {}})  # fmt: skip
-        password = add_node(district.url, T)
-        district_url = f"http://{node_username(T)}:{password}@127.0.0.1:{district.port}/"
-        assert setup_township(township.url, T, district_url).villages == [A]
+        assert join_district(district, township.url, T).villages == [A]
         t = connect(township.url)
         poll(lambda: t["directory"].get("account:zhang.t"), "the staff account")
         case, docs = _open()

@@ -20,7 +20,8 @@ from sync.couch import connect, couch_errors, get_document, save_document
 from sync.devserver import PouchServer
 from sync.errors import CouchRejected
 from sync.remote import RemoteDatabase
-from sync.topology import add_node, node_username, setup_district, setup_township
+from sync.topology import setup_district
+from tests.servers import join_district
 from tests.waiting import poll
 from township.app import create_app
 from township.settings import TownshipSettings
@@ -114,10 +115,7 @@ def net() -> Iterator[Network]:
         for reg, code in CODES.items():
             days = -5 if reg == EXPIRED else 14
             save_document(network.d["directory"], registration(reg, reg[:12], code, days=days))
-        password = add_node(district.url, T)
-        assert password
-        district_url = f"http://{node_username(T)}:{password}@127.0.0.1:{district.port}/"
-        assert setup_township(township.url, T, district_url).villages == [A, B]
+        assert join_district(district, township.url, T).villages == [A, B]
         yield network
 
 
